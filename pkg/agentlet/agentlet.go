@@ -1,0 +1,133 @@
+// Package agentlet assembles the agent pod's sidecar: the run manager, the
+// attach handler and the authenticated HTTP API, with a clean shutdown.
+package agentlet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/exo-in-go/exo/pkg/agentlet/adapter"
+	"github.com/exo-in-go/exo/pkg/agentlet/attach"
+	"github.com/exo-in-go/exo/pkg/agentlet/config"
+	"github.com/exo-in-go/exo/pkg/agentlet/run"
+	"github.com/exo-in-go/exo/pkg/agentlet/server"
+)
+
+// Agentlet is a configured, not yet serving agentlet.
+type Agentlet struct {
+	cfg     config.Config
+	log     *slog.Logger
+	runs    *run.Manager
+	attach  *attach.Handler
+	handler http.Handler
+}
+
+// New validates cfg and prepares the data directory.
+func New(cfg config.Config, log *slog.Logger) (*Agentlet, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	runs, err := run.NewManager(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	attachHandler, err := attach.NewHandler(attach.Options{
+		Command:           adapter.AttachCommand(cfg.Runtime, cfg.AttachCommand),
+		Env:               attachEnv(),
+		WorkDir:           cfg.WorkDir,
+		RecordingDir:      filepath.Join(cfg.DataDir, "sessions"),
+		RecordInput:       cfg.RecordInput,
+		MaxRecordingBytes: cfg.MaxRecordingBytes,
+		MaxSessions:       cfg.MaxAttachSessions,
+		PingPeriod:        cfg.AttachPingPeriod,
+		KillGracePeriod:   cfg.KillGracePeriod,
+		Log:               log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	srv, err := server.New(runs, attachHandler, cfg.Token, cfg.MaxInputBytes, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Agentlet{cfg: cfg, log: log, runs: runs, attach: attachHandler, handler: srv.Handler()}, nil
+}
+
+// Handler is the HTTP API, for tests that bring their own listener.
+func (a *Agentlet) Handler() http.Handler { return a.handler }
+
+// Serve answers on ln until ctx ends, then shuts down: it refuses new work,
+// cancels the active run and ends attach sessions (their processes get the
+// kill grace period), and closes the listener.
+func (a *Agentlet) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		// No WriteTimeout: output and attach streams last as long as runs.
+	}
+	served := make(chan error, 1)
+	go func() {
+		var err error
+		if a.cfg.TLSCertFile != "" {
+			err = srv.ServeTLS(ln, a.cfg.TLSCertFile, a.cfg.TLSKeyFile)
+		} else {
+			err = srv.Serve(ln)
+		}
+		served <- err
+	}()
+	a.log.Info("Agentlet serving", "address", ln.Addr().String(), "runtime", a.cfg.Runtime, "tls", a.cfg.TLSCertFile != "")
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	a.log.Info("Agentlet shutting down")
+	return a.Shutdown(srv, served)
+}
+
+// Shutdown stops work first, so streaming responses (which end with their
+// run) let the HTTP server drain.
+func (a *Agentlet) Shutdown(srv *http.Server, served <-chan error) error {
+	stopCtx, cancel := context.WithTimeout(context.Background(), a.cfg.KillGracePeriod+10*time.Second)
+	defer cancel()
+	errs := []error{
+		a.runs.Shutdown(stopCtx),
+		a.attach.Shutdown(stopCtx),
+		srv.Shutdown(stopCtx),
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// ListenAndServe listens on the configured address and calls Serve.
+func (a *Agentlet) ListenAndServe(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.ListenAddress, err)
+	}
+	return a.Serve(ctx, ln)
+}
+
+// attachEnv is the runtime's environment plus TERM, which a PTY session
+// needs and a pod usually lacks; a TERM set in the pod wins.
+func attachEnv() []string {
+	env := run.ChildEnv(nil)
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "TERM=") {
+			return env
+		}
+	}
+	return append(env, "TERM=xterm-256color")
+}
