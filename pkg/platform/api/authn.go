@@ -1,0 +1,211 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/mail"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/exo-in-go/exo/pkg/platform/perm"
+	"github.com/exo-in-go/exo/pkg/platform/store"
+)
+
+const (
+	permTenantRead        = perm.TenantRead
+	permTenantWrite       = perm.TenantWrite
+	permUsersRead         = perm.UsersRead
+	permUsersWrite        = perm.UsersWrite
+	permUsersInvite       = perm.UsersInvite
+	permRolesRead         = perm.RolesRead
+	permRolesWrite        = perm.RolesWrite
+	permDeploymentsRead   = perm.DeploymentsRead
+	permDeploymentsWrite  = perm.DeploymentsWrite
+	permDeploymentsDelete = perm.DeploymentsDelete
+	permAuditRead         = perm.AuditRead
+	permIdPRead           = perm.IdPRead
+	permIdPWrite          = perm.IdPWrite
+)
+
+// Principal is the authenticated caller of one request, in one tenant.
+type Principal struct {
+	UserID      string
+	Email       string
+	TenantID    string
+	RoleID      string
+	RoleName    string
+	Permissions []string
+}
+
+// Can reports whether the principal holds permission p in its tenant.
+func (p *Principal) Can(permission string) bool { return perm.Has(p.Permissions, permission) }
+
+type principalKey struct{}
+
+// PrincipalFrom returns the principal stored by the authentication wrapper.
+func PrincipalFrom(ctx context.Context) (*Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(*Principal)
+	return p, ok
+}
+
+// Authenticate resolves the Bearer JWT and the tenant of a request. The
+// tenant is the one in the token unless X-Tenant-ID selects another; either
+// way membership and permissions are read from the store, so a removed
+// member or a changed role takes effect immediately. Exported for handlers
+// mounted by other packages (the browser shell).
+func (s *Server) Authenticate(r *http.Request) (*Principal, int, string) {
+	raw, ok := bearer(r)
+	if !ok {
+		return nil, http.StatusUnauthorized, "missing bearer token"
+	}
+	claims, err := s.jwt.Parse(raw)
+	if err != nil {
+		return nil, http.StatusUnauthorized, "invalid or expired token"
+	}
+	tenantID := claims.TenantID
+	if h := strings.TrimSpace(r.Header.Get("X-Tenant-ID")); h != "" {
+		tenantID = h
+	}
+	m, err := s.store.GetMembership(r.Context(), tenantID, claims.Subject)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, http.StatusForbidden, "not a member of this tenant"
+	} else if err != nil {
+		s.log.ErrorContext(r.Context(), "load membership", "err", err)
+		return nil, http.StatusInternalServerError, "internal server error"
+	}
+	return &Principal{
+		UserID: claims.Subject, Email: claims.Email, TenantID: m.TenantID,
+		RoleID: m.RoleID, RoleName: m.RoleName, Permissions: m.Permissions,
+	}, 0, ""
+}
+
+type authedHandler func(w http.ResponseWriter, r *http.Request, p *Principal)
+
+// authed requires a valid JWT, membership of the selected tenant and, when
+// permission is not empty, that permission.
+func (s *Server) authed(permission string, h authedHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, status, msg := s.Authenticate(r)
+		if p == nil {
+			code := "unauthorized"
+			if status == http.StatusForbidden {
+				code = "forbidden"
+			} else if status == http.StatusInternalServerError {
+				code = "internal"
+			}
+			if status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="exo"`)
+			}
+			writeError(w, status, code, msg)
+			return
+		}
+		if permission != "" && !p.Can(permission) {
+			writeError(w, http.StatusForbidden, "forbidden", "missing permission "+permission)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)), p)
+	}
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+// audit records a state change. A failure to write the audit row is logged
+// loudly but does not undo the change that already happened.
+func (s *Server) audit(r *http.Request, tenantID, actorID, actorEmail, action, targetType, targetID string, detail map[string]any) {
+	d := "{}"
+	if len(detail) > 0 {
+		if b, err := json.Marshal(detail); err == nil {
+			d = string(b)
+		}
+	}
+	e := store.AuditEvent{
+		TenantID: tenantID, ActorID: actorID, ActorEmail: actorEmail, Action: action,
+		TargetType: targetType, TargetID: targetID, Detail: d, RemoteAddr: s.clientAddr(r),
+	}
+	if err := s.store.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
+		s.log.ErrorContext(r.Context(), "write audit event", "err", err, "action", action, "tenant", tenantID)
+	}
+}
+
+func (s *Server) auditP(r *http.Request, p *Principal, action, targetType, targetID string, detail map[string]any) {
+	s.audit(r, p.TenantID, p.UserID, p.Email, action, targetType, targetID, detail)
+}
+
+// clientAddr is the peer address, or the first X-Forwarded-For hop when
+// EXO_TRUST_PROXY_HEADERS says the ingress sets it.
+func (s *Server) clientAddr(r *http.Request) string {
+	if s.cfg.TrustProxyHeaders {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			first, _, _ := strings.Cut(xff, ",")
+			return strings.TrimSpace(first)
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// internal logs err and answers 500 without leaking details.
+func (s *Server) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
+	s.log.ErrorContext(r.Context(), what, "err", err, "path", r.URL.Path)
+	writeError(w, http.StatusInternalServerError, "internal", "internal server error")
+}
+
+// storeError maps store errors to HTTP answers.
+func (s *Server) storeError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", what+" not found")
+	case errors.Is(err, store.ErrConflict):
+		writeError(w, http.StatusConflict, "conflict", what+" already exists")
+	case errors.Is(err, store.ErrInUse):
+		writeError(w, http.StatusConflict, "in_use", what+" is in use")
+	case errors.Is(err, store.ErrInvalidToken):
+		writeError(w, http.StatusBadRequest, "invalid_token", "the link is invalid, expired or already used")
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusServiceUnavailable, "timeout", "request timed out")
+	default:
+		s.internal(w, r, what, err)
+	}
+}
+
+// validName checks user-supplied names: 1-100 characters, no control characters.
+// Anything else (quotes, semicolons, SQL keywords) is stored verbatim.
+func validName(field, v string) (string, string) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return "", field + " is required"
+	}
+	if utf8.RuneCountInString(v) > 100 {
+		return "", field + " must be at most 100 characters"
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) {
+			return "", field + " must not contain control characters"
+		}
+	}
+	return v, ""
+}
+
+// normEmail validates and lower-cases an address so that uniqueness is case-insensitive.
+func normEmail(v string) (string, bool) {
+	v = strings.TrimSpace(v)
+	a, err := mail.ParseAddress(v)
+	if err != nil || a.Address != v || len(v) > 254 {
+		return "", false
+	}
+	return strings.ToLower(v), true
+}

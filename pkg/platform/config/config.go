@@ -1,0 +1,274 @@
+// Package config loads the exo-app configuration from EXO_* environment
+// variables. Every invalid value is reported with the name of the variable so
+// that a misconfigured Deployment fails fast with a message an operator can act on.
+package config
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DevJWTSecret is the documented development default for EXO_JWT_SECRET. It is
+// refused outside dev mode because anyone could mint tokens with it.
+const DevJWTSecret = "changeme-secret-key"
+
+// Config is the complete runtime configuration of exo-app.
+type Config struct {
+	Port           int
+	BaseURL        *url.URL
+	DatabaseDSN    string
+	JWTSecret      []byte
+	JWTExpiry      time.Duration
+	EncryptionKey  []byte // exactly 32 bytes
+	CastStorageDir string
+	DevMode        bool
+	LogLevel       slog.Level
+
+	// CORSEnabled turns the permissive CORS headers on (the default). Gateways
+	// that inject their own CORS headers set EXO_CORS_ENABLED=false so the
+	// headers are never doubled.
+	CORSEnabled   bool
+	SignupEnabled bool
+	MaxBodyBytes  int64
+
+	// LoginRatePerMinute bounds failed and successful login attempts per
+	// e-mail address (and, more generously, per client address).
+	LoginRatePerMinute int
+	// TrustProxyHeaders makes the rate limiter use X-Forwarded-For; only safe
+	// behind an ingress that overwrites the header.
+	TrustProxyHeaders bool
+
+	SMTP SMTPConfig
+
+	InvitationTTL time.Duration
+	ResetTTL      time.Duration
+}
+
+// SMTPConfig describes the outgoing mail relay. An empty Addr disables mail.
+type SMTPConfig struct {
+	Addr     string // host:port
+	From     string
+	Username string
+	Password string
+	// StartTLS requires STARTTLS before authenticating ("true" by default
+	// when a username is set and the relay is not on loopback).
+	StartTLS bool
+}
+
+// Getenv is the signature of os.Getenv; tests pass a map lookup.
+type Getenv func(string) string
+
+// Load reads the configuration. It returns an error naming the offending
+// variable for any invalid value.
+func Load(getenv Getenv) (*Config, error) {
+	c := &Config{}
+	var errs []error
+	fail := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+
+	var err error
+	if c.DevMode, err = parseBool(getenv("EXO_DEV_MODE"), true); err != nil {
+		fail("EXO_DEV_MODE", "%v", err)
+	}
+
+	c.Port = 9092
+	if v := getenv("EXO_PORT"); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 0 || p > 65535 {
+			fail("EXO_PORT", "must be a port number 0-65535, got %q", v)
+		} else {
+			c.Port = p
+		}
+	}
+
+	base := getenv("EXO_BASE_URL")
+	if base == "" {
+		base = "http://localhost:9092"
+	}
+	if u, err := url.Parse(strings.TrimRight(base, "/")); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		fail("EXO_BASE_URL", "must be an absolute http(s) URL, got %q", base)
+	} else if u.RawQuery != "" || u.Fragment != "" {
+		fail("EXO_BASE_URL", "must not contain a query or fragment, got %q", base)
+	} else {
+		c.BaseURL = u
+	}
+
+	c.DatabaseDSN = getenv("EXO_DATABASE_DSN")
+	if c.DatabaseDSN == "" {
+		c.DatabaseDSN = "exo.db"
+	}
+
+	secret := getenv("EXO_JWT_SECRET")
+	switch {
+	case secret == "" && c.DevMode:
+		secret = DevJWTSecret
+	case secret == "":
+		fail("EXO_JWT_SECRET", "is required when EXO_DEV_MODE=false")
+	case secret == DevJWTSecret && !c.DevMode:
+		fail("EXO_JWT_SECRET", "must not be the development default when EXO_DEV_MODE=false")
+	case len(secret) < 32 && !c.DevMode:
+		fail("EXO_JWT_SECRET", "must be at least 32 bytes when EXO_DEV_MODE=false")
+	}
+	c.JWTSecret = []byte(secret)
+
+	c.JWTExpiry = 24 * time.Hour
+	if v := getenv("EXO_JWT_EXPIRY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			fail("EXO_JWT_EXPIRY", "must be a positive Go duration such as 24h, got %q", v)
+		} else {
+			c.JWTExpiry = d
+		}
+	}
+
+	if v := getenv("EXO_ENCRYPTION_KEY"); v != "" {
+		k, err := ParseKey(v)
+		if err != nil {
+			fail("EXO_ENCRYPTION_KEY", "%v", err)
+		}
+		c.EncryptionKey = k
+	} else if c.DevMode {
+		// A fixed development key keeps dev databases readable across restarts;
+		// main logs a warning. Never used outside dev mode.
+		c.EncryptionKey = []byte("exo-dev-mode-insecure-key-32byte")
+	} else {
+		fail("EXO_ENCRYPTION_KEY", "is required when EXO_DEV_MODE=false (32 bytes, raw, hex or base64)")
+	}
+
+	c.CastStorageDir = getenv("EXO_CAST_STORAGE_DIR")
+	if c.CastStorageDir == "" {
+		c.CastStorageDir = "/var/lib/exo/casts"
+	}
+
+	c.LogLevel = slog.LevelInfo
+	if c.DevMode {
+		c.LogLevel = slog.LevelDebug
+	}
+	if v := getenv("EXO_LOG_LEVEL"); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			fail("EXO_LOG_LEVEL", "must be debug, info, warn or error, got %q", v)
+		}
+	}
+
+	if c.CORSEnabled, err = parseBool(getenv("EXO_CORS_ENABLED"), true); err != nil {
+		fail("EXO_CORS_ENABLED", "%v", err)
+	}
+	if c.SignupEnabled, err = parseBool(getenv("EXO_SIGNUP_ENABLED"), true); err != nil {
+		fail("EXO_SIGNUP_ENABLED", "%v", err)
+	}
+	if c.TrustProxyHeaders, err = parseBool(getenv("EXO_TRUST_PROXY_HEADERS"), false); err != nil {
+		fail("EXO_TRUST_PROXY_HEADERS", "%v", err)
+	}
+
+	c.MaxBodyBytes = 10 << 20
+	if v := getenv("EXO_MAX_BODY_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			fail("EXO_MAX_BODY_BYTES", "must be a positive integer, got %q", v)
+		} else {
+			c.MaxBodyBytes = n
+		}
+	}
+
+	c.LoginRatePerMinute = 10
+	if v := getenv("EXO_LOGIN_RATE_PER_MINUTE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			fail("EXO_LOGIN_RATE_PER_MINUTE", "must be a positive integer, got %q", v)
+		} else {
+			c.LoginRatePerMinute = n
+		}
+	}
+
+	c.SMTP.Addr = getenv("EXO_SMTP_ADDR")
+	c.SMTP.From = getenv("EXO_SMTP_FROM")
+	c.SMTP.Username = getenv("EXO_SMTP_USERNAME")
+	c.SMTP.Password = getenv("EXO_SMTP_PASSWORD")
+	if c.SMTP.Addr != "" {
+		if !strings.Contains(c.SMTP.Addr, ":") {
+			fail("EXO_SMTP_ADDR", "must be host:port, got %q", c.SMTP.Addr)
+		}
+		if c.SMTP.From == "" {
+			c.SMTP.From = "exo@" + hostOnly(c.BaseURL)
+		}
+	}
+	if c.SMTP.StartTLS, err = parseBool(getenv("EXO_SMTP_STARTTLS"), c.SMTP.Username != ""); err != nil {
+		fail("EXO_SMTP_STARTTLS", "%v", err)
+	}
+
+	c.InvitationTTL = 7 * 24 * time.Hour
+	if v := getenv("EXO_INVITATION_TTL"); v != "" {
+		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+			fail("EXO_INVITATION_TTL", "must be a positive Go duration, got %q", v)
+		} else {
+			c.InvitationTTL = d
+		}
+	}
+	c.ResetTTL = time.Hour
+	if v := getenv("EXO_PASSWORD_RESET_TTL"); v != "" {
+		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+			fail("EXO_PASSWORD_RESET_TTL", "must be a positive Go duration, got %q", v)
+		} else {
+			c.ResetTTL = d
+		}
+	}
+
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// Link builds an absolute URL under EXO_BASE_URL, used for e-mail links and
+// OAuth callbacks so they point at the public origin, not the pod.
+func (c *Config) Link(path string, query url.Values) string {
+	u := *c.BaseURL
+	u.Path = strings.TrimRight(u.Path, "/") + path
+	u.RawQuery = query.Encode()
+	return u.String()
+}
+
+// ParseKey accepts a 32-byte key given raw, as 64 hex characters or as
+// standard/URL base64.
+func ParseKey(v string) ([]byte, error) {
+	if len(v) == 64 {
+		if b, err := hex.DecodeString(v); err == nil {
+			return b, nil
+		}
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(v); err == nil && len(b) == 32 {
+			return b, nil
+		}
+	}
+	if len(v) == 32 {
+		return []byte(v), nil
+	}
+	return nil, fmt.Errorf("must be exactly 32 bytes (raw, 64 hex characters or base64), got %d characters", len(v))
+}
+
+func parseBool(v string, def bool) (bool, error) {
+	if v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return def, fmt.Errorf("must be true or false, got %q", v)
+	}
+	return b, nil
+}
+
+func hostOnly(u *url.URL) string {
+	if u == nil {
+		return "localhost"
+	}
+	return u.Hostname()
+}

@@ -1,0 +1,730 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/exo-in-go/exo/pkg/platform/perm"
+)
+
+// sqlStore implements Store over database/sql for both dialects. Queries are
+// written with ? placeholders and rebound to $n for PostgreSQL.
+type sqlStore struct {
+	db      *sql.DB
+	dialect string
+	log     *slog.Logger
+}
+
+// NewID returns a time-ordered UUIDv7, so ids double as stable paging cursors.
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }
+
+func (s *sqlStore) Dialect() string { return s.dialect }
+func (s *sqlStore) Close() error    { return s.db.Close() }
+func (s *sqlStore) Ping(ctx context.Context) error {
+	var one int
+	return s.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
+}
+
+// rebind rewrites ? placeholders to $1..$n for PostgreSQL. Queries in this
+// package never contain a literal '?', so a plain scan is safe.
+func (s *sqlStore) rebind(q string) string {
+	if s.dialect != DialectPostgres || !strings.Contains(q, "?") {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 8)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
+
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (s *sqlStore) exec(ctx context.Context, q querier, query string, args ...any) (sql.Result, error) {
+	res, err := q.ExecContext(ctx, s.rebind(query), args...)
+	return res, mapErr(err)
+}
+
+// execOne runs a statement that must affect exactly one row; zero rows means
+// the row does not exist in this tenant.
+func (s *sqlStore) execOne(ctx context.Context, q querier, query string, args ...any) error {
+	res, err := s.exec(ctx, q, query, args...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+func (s *sqlStore) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback() //nolint:errcheck // the original error matters
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", mapErr(err))
+	}
+	return nil
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+func fromMS(v int64) time.Time {
+	return time.UnixMilli(v).UTC()
+}
+func fromNullMS(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := fromMS(v.Int64)
+	return &t
+}
+func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+func encodePerms(p []string) string {
+	if p == nil {
+		p = []string{}
+	}
+	b, _ := json.Marshal(p)
+	return string(b)
+}
+
+func decodePerms(s string) []string {
+	var p []string
+	if err := json.Unmarshal([]byte(s), &p); err != nil || p == nil {
+		return []string{}
+	}
+	return p
+}
+
+// ---- tenants and users ----
+
+func (s *sqlStore) createTenantTx(ctx context.Context, tx *sql.Tx, name, ownerID string, t time.Time) (Tenant, error) {
+	ten := Tenant{ID: NewID(), Name: name, CreatedAt: t}
+	if _, err := s.exec(ctx, tx, `INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)`, ten.ID, ten.Name, ms(t)); err != nil {
+		return Tenant{}, fmt.Errorf("insert tenant: %w", err)
+	}
+	adminID := NewID()
+	seeds := []struct {
+		id, name, desc string
+		perms          []string
+	}{
+		{adminID, perm.RoleAdmin, "Full access to the tenant", perm.AdminPermissions()},
+		{NewID(), perm.RoleMember, "Use agents and read the tenant's resources", perm.MemberPermissions()},
+	}
+	for _, r := range seeds {
+		if _, err := s.exec(ctx, tx, `INSERT INTO roles (id, tenant_id, name, description, permissions, builtin, created_at) VALUES (?, ?, ?, ?, ?, 1, ?)`,
+			r.id, ten.ID, r.name, r.desc, encodePerms(r.perms), ms(t)); err != nil {
+			return Tenant{}, fmt.Errorf("seed role %s: %w", r.name, err)
+		}
+	}
+	if _, err := s.exec(ctx, tx, `INSERT INTO memberships (tenant_id, user_id, role_id, created_at) VALUES (?, ?, ?, ?)`,
+		ten.ID, ownerID, adminID, ms(t)); err != nil {
+		return Tenant{}, fmt.Errorf("insert owner membership: %w", err)
+	}
+	return ten, nil
+}
+
+func (s *sqlStore) SignUp(ctx context.Context, u User, tenantName string) (User, Tenant, error) {
+	t := now()
+	u.CreatedAt = t
+	if u.ID == "" {
+		u.ID = NewID()
+	}
+	var ten Tenant
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, `INSERT INTO users (id, email, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
+			u.ID, u.Email, u.Name, u.PasswordHash, ms(t)); err != nil {
+			return fmt.Errorf("insert user: %w", err)
+		}
+		var err error
+		ten, err = s.createTenantTx(ctx, tx, tenantName, u.ID, t)
+		return err
+	})
+	if err != nil {
+		return User{}, Tenant{}, err
+	}
+	return u, ten, nil
+}
+
+func (s *sqlStore) CreateTenant(ctx context.Context, name, ownerID string) (Tenant, error) {
+	var ten Tenant
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		ten, err = s.createTenantTx(ctx, tx, name, ownerID, now())
+		return err
+	})
+	return ten, err
+}
+
+func (s *sqlStore) GetTenant(ctx context.Context, tenantID string) (Tenant, error) {
+	var t Tenant
+	var c int64
+	err := s.db.QueryRowContext(ctx, s.rebind(`SELECT id, name, created_at FROM tenants WHERE id = ?`), tenantID).Scan(&t.ID, &t.Name, &c)
+	t.CreatedAt = fromMS(c)
+	return t, mapErr(err)
+}
+
+func (s *sqlStore) RenameTenant(ctx context.Context, tenantID, name string) (Tenant, error) {
+	if err := s.execOne(ctx, s.db, `UPDATE tenants SET name = ? WHERE id = ?`, name, tenantID); err != nil {
+		return Tenant{}, err
+	}
+	return s.GetTenant(ctx, tenantID)
+}
+
+const userCols = `id, email, name, password_hash, created_at`
+
+func scanUser(row interface{ Scan(...any) error }) (User, error) {
+	var u User
+	var c int64
+	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.PasswordHash, &c)
+	u.CreatedAt = fromMS(c)
+	return u, mapErr(err)
+}
+
+func (s *sqlStore) GetUser(ctx context.Context, id string) (User, error) {
+	return scanUser(s.db.QueryRowContext(ctx, s.rebind(`SELECT `+userCols+` FROM users WHERE id = ?`), id))
+}
+
+func (s *sqlStore) GetUserByEmail(ctx context.Context, email string) (User, error) {
+	return scanUser(s.db.QueryRowContext(ctx, s.rebind(`SELECT `+userCols+` FROM users WHERE email = ?`), email))
+}
+
+func (s *sqlStore) SetPasswordHash(ctx context.Context, userID, hash string) error {
+	return s.execOne(ctx, s.db, `UPDATE users SET password_hash = ? WHERE id = ?`, hash, userID)
+}
+
+func (s *sqlStore) getUserTx(ctx context.Context, tx *sql.Tx, email string) (User, error) {
+	return scanUser(tx.QueryRowContext(ctx, s.rebind(`SELECT `+userCols+` FROM users WHERE email = ?`), email))
+}
+
+func (s *sqlStore) EnsureOIDCUser(ctx context.Context, tenantID string, u User) (User, error) {
+	var out User
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		t := now()
+		existing, err := s.getUserTx(ctx, tx, u.Email)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			u.ID, u.CreatedAt, u.PasswordHash = NewID(), t, ""
+			if _, err := s.exec(ctx, tx, `INSERT INTO users (id, email, name, password_hash, created_at) VALUES (?, ?, ?, '', ?)`,
+				u.ID, u.Email, u.Name, ms(t)); err != nil {
+				return fmt.Errorf("insert user: %w", err)
+			}
+			out = u
+		case err != nil:
+			return err
+		default:
+			out = existing
+		}
+		var roleID string
+		if err := tx.QueryRowContext(ctx, s.rebind(`SELECT id FROM roles WHERE tenant_id = ? AND name = ?`), tenantID, perm.RoleMember).Scan(&roleID); err != nil {
+			return fmt.Errorf("find member role: %w", mapErr(err))
+		}
+		_, err = s.exec(ctx, tx, `INSERT INTO memberships (tenant_id, user_id, role_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, user_id) DO NOTHING`,
+			tenantID, out.ID, roleID, ms(t))
+		return err
+	})
+	return out, err
+}
+
+// ---- memberships ----
+
+const membershipSelect = `SELECT m.tenant_id, t.name, m.user_id, r.id, r.name, r.permissions
+	FROM memberships m JOIN tenants t ON t.id = m.tenant_id JOIN roles r ON r.id = m.role_id AND r.tenant_id = m.tenant_id`
+
+func scanMembership(row interface{ Scan(...any) error }) (Membership, error) {
+	var m Membership
+	var p string
+	err := row.Scan(&m.TenantID, &m.TenantName, &m.UserID, &m.RoleID, &m.RoleName, &p)
+	m.Permissions = decodePerms(p)
+	return m, mapErr(err)
+}
+
+func (s *sqlStore) ListMemberships(ctx context.Context, userID string) ([]Membership, error) {
+	rows, err := s.db.QueryContext(ctx, s.rebind(membershipSelect+` WHERE m.user_id = ? ORDER BY m.created_at, m.tenant_id`), userID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	out := []Membership{}
+	for rows.Next() {
+		m, err := scanMembership(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) GetMembership(ctx context.Context, tenantID, userID string) (Membership, error) {
+	return scanMembership(s.db.QueryRowContext(ctx, s.rebind(membershipSelect+` WHERE m.tenant_id = ? AND m.user_id = ?`), tenantID, userID))
+}
+
+func (s *sqlStore) ListMembers(ctx context.Context, tenantID string) ([]Member, error) {
+	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT u.id, u.email, u.name, u.created_at, r.id, r.name, m.created_at
+		FROM memberships m JOIN users u ON u.id = m.user_id JOIN roles r ON r.id = m.role_id AND r.tenant_id = m.tenant_id
+		WHERE m.tenant_id = ? ORDER BY u.email`), tenantID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	out := []Member{}
+	for rows.Next() {
+		var m Member
+		var uc, jc int64
+		if err := rows.Scan(&m.ID, &m.Email, &m.Name, &uc, &m.RoleID, &m.RoleName, &jc); err != nil {
+			return nil, err
+		}
+		m.CreatedAt, m.JoinedAt = fromMS(uc), fromMS(jc)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) SetMemberRole(ctx context.Context, tenantID, userID, roleID string) error {
+	// The composite foreign key rejects a role of another tenant (ErrInUse
+	// from the driver); report it as not found so ids do not leak.
+	err := s.execOne(ctx, s.db, `UPDATE memberships SET role_id = ? WHERE tenant_id = ? AND user_id = ?`, roleID, tenantID, userID)
+	if errors.Is(err, ErrInUse) {
+		return fmt.Errorf("role: %w", ErrNotFound)
+	}
+	return err
+}
+
+func (s *sqlStore) RemoveMember(ctx context.Context, tenantID, userID string) error {
+	return s.execOne(ctx, s.db, `DELETE FROM memberships WHERE tenant_id = ? AND user_id = ?`, tenantID, userID)
+}
+
+// ---- roles ----
+
+const roleCols = `id, tenant_id, name, description, permissions, builtin, created_at`
+
+func scanRole(row interface{ Scan(...any) error }) (Role, error) {
+	var r Role
+	var p string
+	var c int64
+	var b int
+	err := row.Scan(&r.ID, &r.TenantID, &r.Name, &r.Description, &p, &b, &c)
+	r.Permissions, r.Builtin, r.CreatedAt = decodePerms(p), b == 1, fromMS(c)
+	return r, mapErr(err)
+}
+
+func (s *sqlStore) ListRoles(ctx context.Context, tenantID string) ([]Role, error) {
+	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT `+roleCols+` FROM roles WHERE tenant_id = ? ORDER BY created_at, name`), tenantID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	out := []Role{}
+	for rows.Next() {
+		r, err := scanRole(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) GetRole(ctx context.Context, tenantID, id string) (Role, error) {
+	return scanRole(s.db.QueryRowContext(ctx, s.rebind(`SELECT `+roleCols+` FROM roles WHERE tenant_id = ? AND id = ?`), tenantID, id))
+}
+
+func (s *sqlStore) CreateRole(ctx context.Context, tenantID string, r Role) (Role, error) {
+	r.ID, r.TenantID, r.CreatedAt, r.Builtin = NewID(), tenantID, now(), false
+	_, err := s.exec(ctx, s.db, `INSERT INTO roles (id, tenant_id, name, description, permissions, builtin, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)`,
+		r.ID, tenantID, r.Name, r.Description, encodePerms(r.Permissions), ms(r.CreatedAt))
+	if err != nil {
+		return Role{}, err
+	}
+	return s.GetRole(ctx, tenantID, r.ID)
+}
+
+func (s *sqlStore) UpdateRole(ctx context.Context, tenantID string, r Role) (Role, error) {
+	if err := s.execOne(ctx, s.db, `UPDATE roles SET name = ?, description = ?, permissions = ? WHERE tenant_id = ? AND id = ?`,
+		r.Name, r.Description, encodePerms(r.Permissions), tenantID, r.ID); err != nil {
+		return Role{}, err
+	}
+	return s.GetRole(ctx, tenantID, r.ID)
+}
+
+func (s *sqlStore) DeleteRole(ctx context.Context, tenantID, id string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		// Checked explicitly (not only by the foreign key) so the answer is the
+		// same on both backends and before any cascade to invitations runs.
+		var n int
+		if err := tx.QueryRowContext(ctx, s.rebind(`SELECT COUNT(*) FROM memberships WHERE tenant_id = ? AND role_id = ?`), tenantID, id).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("role has %d member(s): %w", n, ErrInUse)
+		}
+		return s.execOne(ctx, tx, `DELETE FROM roles WHERE tenant_id = ? AND id = ?`, tenantID, id)
+	})
+}
+
+// ---- deployments ----
+
+const deploymentCols = `id, tenant_id, name, token_prefix, token_issued_at, status, last_heartbeat_at, created_by, created_at`
+
+func scanDeployment(row interface{ Scan(...any) error }) (Deployment, error) {
+	var d Deployment
+	var issued, created int64
+	var hb sql.NullInt64
+	err := row.Scan(&d.ID, &d.TenantID, &d.Name, &d.TokenPrefix, &issued, &d.Status, &hb, &d.CreatedBy, &created)
+	d.TokenIssuedAt, d.CreatedAt, d.LastHeartbeatAt = fromMS(issued), fromMS(created), fromNullMS(hb)
+	return d, mapErr(err)
+}
+
+func (s *sqlStore) CreateDeployment(ctx context.Context, tenantID string, d Deployment, tokenHash string) (Deployment, error) {
+	t := now()
+	d.ID, d.TenantID, d.CreatedAt, d.Status = NewID(), tenantID, t, StatusPending
+	if d.TokenIssuedAt.IsZero() {
+		d.TokenIssuedAt = t
+	}
+	_, err := s.exec(ctx, s.db, `INSERT INTO deployments (id, tenant_id, name, token_hash, token_prefix, token_issued_at, status, created_by, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.ID, tenantID, d.Name, tokenHash, d.TokenPrefix, ms(d.TokenIssuedAt), d.Status, d.CreatedBy, ms(t))
+	if err != nil {
+		return Deployment{}, err
+	}
+	return s.GetDeployment(ctx, tenantID, d.ID)
+}
+
+func (s *sqlStore) ListDeployments(ctx context.Context, tenantID string) ([]Deployment, error) {
+	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT `+deploymentCols+` FROM deployments WHERE tenant_id = ? ORDER BY name`), tenantID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	out := []Deployment{}
+	for rows.Next() {
+		d, err := scanDeployment(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) GetDeployment(ctx context.Context, tenantID, id string) (Deployment, error) {
+	return scanDeployment(s.db.QueryRowContext(ctx, s.rebind(`SELECT `+deploymentCols+` FROM deployments WHERE tenant_id = ? AND id = ?`), tenantID, id))
+}
+
+func (s *sqlStore) DeleteDeployment(ctx context.Context, tenantID, id string) error {
+	return s.execOne(ctx, s.db, `DELETE FROM deployments WHERE tenant_id = ? AND id = ?`, tenantID, id)
+}
+
+func (s *sqlStore) RotateDeploymentToken(ctx context.Context, tenantID, id, tokenHash, prefix string, issuedAt time.Time) (Deployment, error) {
+	if err := s.execOne(ctx, s.db, `UPDATE deployments SET token_hash = ?, token_prefix = ?, token_issued_at = ? WHERE tenant_id = ? AND id = ?`,
+		tokenHash, prefix, ms(issuedAt), tenantID, id); err != nil {
+		return Deployment{}, err
+	}
+	return s.GetDeployment(ctx, tenantID, id)
+}
+
+func (s *sqlStore) GetDeploymentByTokenHash(ctx context.Context, tokenHash string) (Deployment, error) {
+	var d Deployment
+	var issued, created int64
+	var hb sql.NullInt64
+	err := s.db.QueryRowContext(ctx, s.rebind(`SELECT `+deploymentCols+`, token_hash FROM deployments WHERE token_hash = ?`), tokenHash).
+		Scan(&d.ID, &d.TenantID, &d.Name, &d.TokenPrefix, &issued, &d.Status, &hb, &d.CreatedBy, &created, &d.TokenHash)
+	d.TokenIssuedAt, d.CreatedAt, d.LastHeartbeatAt = fromMS(issued), fromMS(created), fromNullMS(hb)
+	return d, mapErr(err)
+}
+
+func (s *sqlStore) SetDeploymentStatus(ctx context.Context, tenantID, id, status string, heartbeat time.Time) error {
+	if !ValidStatus(status) {
+		return fmt.Errorf("invalid deployment status %q", status)
+	}
+	if heartbeat.IsZero() {
+		return s.execOne(ctx, s.db, `UPDATE deployments SET status = ? WHERE tenant_id = ? AND id = ?`, status, tenantID, id)
+	}
+	return s.execOne(ctx, s.db, `UPDATE deployments SET status = ?, last_heartbeat_at = ? WHERE tenant_id = ? AND id = ?`,
+		status, ms(heartbeat), tenantID, id)
+}
+
+// ---- invitations ----
+
+const invitationCols = `id, tenant_id, email, role_id, invited_by, expires_at, accepted_at, created_at`
+
+func scanInvitation(row interface{ Scan(...any) error }) (Invitation, error) {
+	var inv Invitation
+	var exp, c int64
+	var acc sql.NullInt64
+	err := row.Scan(&inv.ID, &inv.TenantID, &inv.Email, &inv.RoleID, &inv.InvitedBy, &exp, &acc, &c)
+	inv.ExpiresAt, inv.AcceptedAt, inv.CreatedAt = fromMS(exp), fromNullMS(acc), fromMS(c)
+	return inv, mapErr(err)
+}
+
+func (s *sqlStore) CreateInvitation(ctx context.Context, inv Invitation, tokenHash string) (Invitation, error) {
+	inv.ID, inv.CreatedAt = NewID(), now()
+	inv.ExpiresAt = inv.ExpiresAt.UTC().Truncate(time.Millisecond)
+	_, err := s.exec(ctx, s.db, `INSERT INTO invitations (id, tenant_id, email, role_id, token_hash, invited_by, expires_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		inv.ID, inv.TenantID, inv.Email, inv.RoleID, tokenHash, inv.InvitedBy, ms(inv.ExpiresAt), ms(inv.CreatedAt))
+	if errors.Is(err, ErrInUse) {
+		return Invitation{}, fmt.Errorf("role: %w", ErrNotFound)
+	}
+	return inv, err
+}
+
+func (s *sqlStore) ListInvitations(ctx context.Context, tenantID string) ([]Invitation, error) {
+	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT `+invitationCols+` FROM invitations WHERE tenant_id = ? ORDER BY id DESC`), tenantID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	out := []Invitation{}
+	for rows.Next() {
+		inv, err := scanInvitation(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, inv)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) DeleteInvitation(ctx context.Context, tenantID, id string) error {
+	return s.execOne(ctx, s.db, `DELETE FROM invitations WHERE tenant_id = ? AND id = ?`, tenantID, id)
+}
+
+func (s *sqlStore) PeekInvitation(ctx context.Context, tokenHash string, t time.Time) (Invitation, error) {
+	inv, err := scanInvitation(s.db.QueryRowContext(ctx, s.rebind(`SELECT `+invitationCols+` FROM invitations
+		WHERE token_hash = ? AND accepted_at IS NULL AND expires_at > ?`), tokenHash, ms(t)))
+	if errors.Is(err, ErrNotFound) {
+		return Invitation{}, ErrInvalidToken
+	}
+	return inv, err
+}
+
+func (s *sqlStore) AcceptInvitation(ctx context.Context, tokenHash string, t time.Time, newUser User) (User, Invitation, error) {
+	var u User
+	var inv Invitation
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		inv, err = scanInvitation(tx.QueryRowContext(ctx, s.rebind(`SELECT `+invitationCols+` FROM invitations
+			WHERE token_hash = ? AND accepted_at IS NULL AND expires_at > ?`), tokenHash, ms(t)))
+		if errors.Is(err, ErrNotFound) {
+			return ErrInvalidToken
+		} else if err != nil {
+			return err
+		}
+		// The conditional update is what makes the link single-use even when
+		// two requests race (PostgreSQL READ COMMITTED re-checks the predicate).
+		if err := s.execOne(ctx, tx, `UPDATE invitations SET accepted_at = ? WHERE id = ? AND accepted_at IS NULL`, ms(t), inv.ID); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return ErrInvalidToken
+			}
+			return err
+		}
+		acc := t.UTC().Truncate(time.Millisecond)
+		inv.AcceptedAt = &acc
+		u, err = s.getUserTx(ctx, tx, inv.Email)
+		if errors.Is(err, ErrNotFound) {
+			u = newUser
+			u.ID, u.Email, u.CreatedAt = NewID(), inv.Email, now()
+			if _, err := s.exec(ctx, tx, `INSERT INTO users (id, email, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
+				u.ID, u.Email, u.Name, u.PasswordHash, ms(u.CreatedAt)); err != nil {
+				return fmt.Errorf("insert user: %w", err)
+			}
+		} else if err != nil {
+			return err
+		}
+		_, err = s.exec(ctx, tx, `INSERT INTO memberships (tenant_id, user_id, role_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, user_id) DO NOTHING`,
+			inv.TenantID, u.ID, inv.RoleID, ms(t))
+		return err
+	})
+	return u, inv, err
+}
+
+// ---- password resets ----
+
+func (s *sqlStore) CreatePasswordReset(ctx context.Context, pr PasswordReset, tokenHash string) error {
+	_, err := s.exec(ctx, s.db, `INSERT INTO password_resets (id, user_id, token_hash, expires_at, created_at) VALUES (?, ?, ?, ?, ?)`,
+		NewID(), pr.UserID, tokenHash, ms(pr.ExpiresAt), ms(now()))
+	return err
+}
+
+func (s *sqlStore) ConsumePasswordReset(ctx context.Context, tokenHash string, t time.Time, newHash string) (string, error) {
+	var userID string
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var id string
+		err := tx.QueryRowContext(ctx, s.rebind(`SELECT id, user_id FROM password_resets WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?`),
+			tokenHash, ms(t)).Scan(&id, &userID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrInvalidToken
+		} else if err != nil {
+			return err
+		}
+		if err := s.execOne(ctx, tx, `UPDATE password_resets SET used_at = ? WHERE id = ? AND used_at IS NULL`, ms(t), id); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return ErrInvalidToken
+			}
+			return err
+		}
+		// A successful reset also retires every other outstanding reset link.
+		if _, err := s.exec(ctx, tx, `UPDATE password_resets SET used_at = ? WHERE user_id = ? AND used_at IS NULL`, ms(t), userID); err != nil {
+			return err
+		}
+		return s.execOne(ctx, tx, `UPDATE users SET password_hash = ? WHERE id = ?`, newHash, userID)
+	})
+	return userID, err
+}
+
+// ---- audit ----
+
+func (s *sqlStore) AppendAudit(ctx context.Context, e AuditEvent) error {
+	if e.ID == "" {
+		e.ID = NewID()
+	}
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = now()
+	}
+	if e.Detail == "" {
+		e.Detail = "{}"
+	}
+	_, err := s.exec(ctx, s.db, `INSERT INTO audit_events (id, tenant_id, actor_id, actor_email, action, target_type, target_id, detail, remote_addr, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, e.TenantID, e.ActorID, e.ActorEmail, e.Action, e.TargetType, e.TargetID, e.Detail, e.RemoteAddr, ms(e.CreatedAt))
+	return err
+}
+
+func (s *sqlStore) ListAudit(ctx context.Context, tenantID string, p Page) ([]AuditEvent, error) {
+	if p.Limit <= 0 || p.Limit > 500 {
+		p.Limit = 50
+	}
+	q := `SELECT id, tenant_id, actor_id, actor_email, action, target_type, target_id, detail, remote_addr, created_at
+		FROM audit_events WHERE tenant_id = ?`
+	args := []any{tenantID}
+	if p.Before != "" {
+		q += ` AND id < ?`
+		args = append(args, p.Before)
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, p.Limit)
+	rows, err := s.db.QueryContext(ctx, s.rebind(q), args...)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	out := []AuditEvent{}
+	for rows.Next() {
+		var e AuditEvent
+		var c int64
+		if err := rows.Scan(&e.ID, &e.TenantID, &e.ActorID, &e.ActorEmail, &e.Action, &e.TargetType, &e.TargetID, &e.Detail, &e.RemoteAddr, &c); err != nil {
+			return nil, err
+		}
+		e.CreatedAt = fromMS(c)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// ---- identity providers and OIDC state ----
+
+const idpCols = `id, tenant_id, name, issuer, client_id, client_secret_sealed, created_at`
+
+func scanIdP(row interface{ Scan(...any) error }) (IdentityProvider, error) {
+	var i IdentityProvider
+	var c int64
+	err := row.Scan(&i.ID, &i.TenantID, &i.Name, &i.Issuer, &i.ClientID, &i.ClientSecretSealed, &c)
+	i.CreatedAt = fromMS(c)
+	return i, mapErr(err)
+}
+
+func (s *sqlStore) CreateIdP(ctx context.Context, tenantID string, i IdentityProvider) (IdentityProvider, error) {
+	if i.ID == "" {
+		i.ID = NewID()
+	}
+	i.TenantID, i.CreatedAt = tenantID, now()
+	_, err := s.exec(ctx, s.db, `INSERT INTO identity_providers (id, tenant_id, name, issuer, client_id, client_secret_sealed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		i.ID, tenantID, i.Name, i.Issuer, i.ClientID, i.ClientSecretSealed, ms(i.CreatedAt))
+	return i, err
+}
+
+func (s *sqlStore) ListIdPs(ctx context.Context, tenantID string) ([]IdentityProvider, error) {
+	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT `+idpCols+` FROM identity_providers WHERE tenant_id = ? ORDER BY name`), tenantID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	out := []IdentityProvider{}
+	for rows.Next() {
+		i, err := scanIdP(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, i)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) GetIdP(ctx context.Context, tenantID, id string) (IdentityProvider, error) {
+	return scanIdP(s.db.QueryRowContext(ctx, s.rebind(`SELECT `+idpCols+` FROM identity_providers WHERE tenant_id = ? AND id = ?`), tenantID, id))
+}
+
+func (s *sqlStore) DeleteIdP(ctx context.Context, tenantID, id string) error {
+	return s.execOne(ctx, s.db, `DELETE FROM identity_providers WHERE tenant_id = ? AND id = ?`, tenantID, id)
+}
+
+func (s *sqlStore) SaveOIDCState(ctx context.Context, st OIDCState) error {
+	// Opportunistic clean-up keeps the table small without a background job.
+	if _, err := s.exec(ctx, s.db, `DELETE FROM oidc_states WHERE expires_at < ?`, ms(now())); err != nil {
+		return err
+	}
+	_, err := s.exec(ctx, s.db, `INSERT INTO oidc_states (state_hash, tenant_id, idp_id, nonce, code_verifier, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		st.StateHash, st.TenantID, st.IdPID, st.Nonce, st.CodeVerifier, ms(st.ExpiresAt))
+	return err
+}
+
+func (s *sqlStore) ConsumeOIDCState(ctx context.Context, stateHash string, t time.Time) (OIDCState, error) {
+	var st OIDCState
+	var exp int64
+	err := s.db.QueryRowContext(ctx, s.rebind(`DELETE FROM oidc_states WHERE state_hash = ?
+		RETURNING state_hash, tenant_id, idp_id, nonce, code_verifier, expires_at`), stateHash).
+		Scan(&st.StateHash, &st.TenantID, &st.IdPID, &st.Nonce, &st.CodeVerifier, &exp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return OIDCState{}, ErrInvalidToken
+	} else if err != nil {
+		return OIDCState{}, mapErr(err)
+	}
+	st.ExpiresAt = fromMS(exp)
+	if !st.ExpiresAt.After(t) {
+		return OIDCState{}, ErrInvalidToken
+	}
+	return st, nil
+}
