@@ -1,21 +1,10 @@
 // Package adapter knows how each agent CLI is started non-interactively with
 // a goal and an input, and which command an interactive attach runs.
 //
-// The table below is the single source of truth; docs/agentlet.md copies it.
-//
-//	Runtime     Non-interactive run                                       Prompt via  Attach
-//	ClaudeCode  claude -p --output-format text [--model M] [--allowedTools T,..] ARGS  stdin  claude
-//	Codex       codex exec --skip-git-repo-check [--model M] ARGS -            stdin       codex
-//	OpenCode    opencode run [--model P/M] ARGS PROMPT                         argv        opencode
-//	Aider       aider --yes-always --no-pretty [--model M] ARGS --message-file F  file     aider
-//	Cline       cline -y ARGS PROMPT                                           argv        cline
-//	Goose       goose run [--provider P --model M] ARGS --instructions -       stdin       goose session
-//	Cursor      cursor-agent -p --output-format text [--model M] ARGS PROMPT   argv        cursor-agent
-//	Custom      AGENTLET_COMMAND... AGENTLET_ARGS... ARGS                      stdin+env   AGENTLET_ATTACH_COMMAND or /bin/sh
-//
-// Every run also gets AGENT_GOAL, AGENT_INPUT (when small enough for the
-// environment), AGENT_INPUT_FILE, AGENT_PROMPT_FILE, AGENT_RUN_ID, AGENT_MODEL,
-// AGENT_MODEL_PROVIDER and AGENT_TOOLS in its environment.
+// Build is the single source of truth for the command lines; its tests pin
+// every argv, and docs/agentlet.md shows the same table. Prompts go through
+// stdin or a file wherever the CLI allows it, because Linux limits a single
+// argv element or environment string to 128 KiB.
 package adapter
 
 import (
