@@ -170,7 +170,15 @@ func (s *Server) routes() {
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such API endpoint")
 	})
-	m.Handle("GET /", ui.Handler())
+	uiHandler := ui.Handler()
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
+			return
+		}
+		uiHandler.ServeHTTP(w, r)
+	})
 
 	api := func(pattern string, h http.HandlerFunc) { m.Handle(pattern, s.apiDeadline(h)) }
 
