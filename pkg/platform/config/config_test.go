@@ -1,0 +1,51 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) Getenv { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 9092 || c.BaseURL.String() != "http://localhost:9092" || c.JWTExpiry != 24*time.Hour ||
+		!c.DevMode || !c.CORSEnabled || string(c.JWTSecret) != DevJWTSecret || len(c.EncryptionKey) != 32 ||
+		c.MaxBodyBytes != 10<<20 || c.CastStorageDir != "/var/lib/exo/casts" {
+		t.Fatalf("defaults %+v", c)
+	}
+	if got := c.Link("/invite/accept", map[string][]string{"token": {"a b"}}); got != "http://localhost:9092/invite/accept?token=a+b" {
+		t.Fatal(got)
+	}
+}
+
+func TestErrorsNameTheVariable(t *testing.T) {
+	for name, m := range map[string]map[string]string{
+		"EXO_PORT":           {"EXO_PORT": "abc"},
+		"EXO_BASE_URL":       {"EXO_BASE_URL": "not a url"},
+		"EXO_JWT_EXPIRY":     {"EXO_JWT_EXPIRY": "forever"},
+		"EXO_ENCRYPTION_KEY": {"EXO_ENCRYPTION_KEY": "too-short"},
+		"EXO_DEV_MODE":       {"EXO_DEV_MODE": "maybe"},
+		"EXO_CORS_ENABLED":   {"EXO_CORS_ENABLED": "sometimes"},
+		"EXO_JWT_SECRET":     {"EXO_DEV_MODE": "false", "EXO_ENCRYPTION_KEY": strings.Repeat("k", 32)},
+	} {
+		_, err := Load(env(m))
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: error %v does not name the variable", name, err)
+		}
+	}
+	// Production mode requires a real key and secret.
+	_, err := Load(env(map[string]string{"EXO_DEV_MODE": "false", "EXO_JWT_SECRET": strings.Repeat("s", 40)}))
+	if err == nil || !strings.Contains(err.Error(), "EXO_ENCRYPTION_KEY") {
+		t.Fatalf("missing key in production: %v", err)
+	}
+	c, err := Load(env(map[string]string{"EXO_DEV_MODE": "false", "EXO_JWT_SECRET": strings.Repeat("s", 40),
+		"EXO_ENCRYPTION_KEY": strings.Repeat("ab", 32)}))
+	if err != nil || len(c.EncryptionKey) != 32 || c.EncryptionKey[0] != 0xab {
+		t.Fatalf("hex key: %v", err)
+	}
+}
