@@ -16,7 +16,7 @@ import (
 
 	"github.com/exo-in-go/exo/pkg/platform/api"
 	"github.com/exo-in-go/exo/pkg/platform/config"
-	"github.com/exo-in-go/exo/pkg/platform/internal/platformtest"
+	"github.com/exo-in-go/exo/pkg/platform/platformtest"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 )
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/exo-in-go/exo/pkg/platform/internal/platformtest"
+	"github.com/exo-in-go/exo/pkg/platform/platformtest"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 )
 
