@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/mail"
 	"strings"
+	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -70,7 +72,7 @@ func (s *Server) Authenticate(r *http.Request) (*Principal, int, string) {
 	if h := strings.TrimSpace(r.Header.Get("X-Tenant-ID")); h != "" {
 		tenantID = h
 	}
-	m, err := s.store.GetMembership(r.Context(), tenantID, claims.Subject)
+	m, err := s.members.get(r.Context(), s.store, tenantID, claims.Subject)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, http.StatusForbidden, "not a member of this tenant"
 	} else if err != nil {
@@ -208,4 +210,50 @@ func normEmail(v string) (string, bool) {
 		return "", false
 	}
 	return strings.ToLower(v), true
+}
+
+// membershipCache keeps recently resolved memberships for a short TTL: the
+// lookup runs on every API request and dominates read-heavy load. Changes
+// made through this replica (role edits, member removal) clear it at once;
+// changes made through another replica take effect within the TTL.
+type membershipCache struct {
+	mu  sync.RWMutex
+	ttl time.Duration
+	m   map[[2]string]cachedMembership
+}
+
+type cachedMembership struct {
+	m   store.Membership
+	exp time.Time
+}
+
+const membershipCacheTTL = 2 * time.Second
+
+func (c *membershipCache) get(ctx context.Context, st store.Store, tenantID, userID string) (store.Membership, error) {
+	key := [2]string{tenantID, userID}
+	now := time.Now()
+	c.mu.RLock()
+	e, ok := c.m[key]
+	c.mu.RUnlock()
+	if ok && now.Before(e.exp) {
+		return e.m, nil
+	}
+	m, err := st.GetMembership(ctx, tenantID, userID)
+	if err != nil {
+		return m, err // negative answers are never cached: a new member gets in at once
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) > 100_000 {
+		c.m = map[[2]string]cachedMembership{}
+	}
+	c.m[key] = cachedMembership{m: m, exp: now.Add(membershipCacheTTL)}
+	c.mu.Unlock()
+	return m, nil
+}
+
+// invalidate drops everything; called after any change to roles or memberships.
+func (c *membershipCache) invalidate() {
+	c.mu.Lock()
+	c.m = nil
+	c.mu.Unlock()
 }

@@ -114,7 +114,9 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, p *Principal
 		s.storeError(w, r, "role", err)
 		return
 	}
-	if err := s.store.SetMemberRole(r.Context(), p.TenantID, id, req.RoleID); err != nil {
+	err := s.store.SetMemberRole(r.Context(), p.TenantID, id, req.RoleID)
+	s.members.invalidate()
+	if err != nil {
 		s.storeError(w, r, "user", err)
 		return
 	}
@@ -139,7 +141,9 @@ func (s *Server) removeUser(w http.ResponseWriter, r *http.Request, p *Principal
 		writeError(w, http.StatusBadRequest, "self_modification", "you cannot remove yourself")
 		return
 	}
-	if err := s.store.RemoveMember(r.Context(), p.TenantID, id); err != nil {
+	err := s.store.RemoveMember(r.Context(), p.TenantID, id)
+	s.members.invalidate()
+	if err != nil {
 		s.storeError(w, r, "user", err)
 		return
 	}
@@ -336,6 +340,7 @@ func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, p *Principal
 		return
 	}
 	role, err := s.store.UpdateRole(r.Context(), p.TenantID, store.Role{ID: id, Name: req.Name, Description: req.Description, Permissions: req.Permissions})
+	s.members.invalidate()
 	if err != nil {
 		s.storeError(w, r, "role", err)
 		return
@@ -346,7 +351,9 @@ func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, p *Principal
 
 func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request, p *Principal) {
 	id := r.PathValue("id")
-	if err := s.store.DeleteRole(r.Context(), p.TenantID, id); err != nil {
+	err := s.store.DeleteRole(r.Context(), p.TenantID, id)
+	s.members.invalidate()
+	if err != nil {
 		s.storeError(w, r, "role", err)
 		return
 	}

@@ -49,6 +49,7 @@ type Server struct {
 	loginByEmail *auth.RateLimiter
 	loginByAddr  *auth.RateLimiter
 	oidc         *oidcProviders
+	members      membershipCache
 
 	draining   context.Context
 	stopDrain  context.CancelFunc
