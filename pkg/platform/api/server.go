@@ -92,6 +92,18 @@ func New(opts Options) (*Server, error) {
 	s.draining, s.stopDrain = context.WithCancel(context.Background())
 	s.routes()
 	s.handler = s.recoverer(s.accessLog(s.cors(s.limitBody(s.mux))))
+	// Built here, not in Serve, so Shutdown never races with Serve.
+	s.httpServer = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		// No server-wide Read/WriteTimeout: they would cut WebSockets. JSON
+		// API routes get per-request deadlines in apiDeadline instead.
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:    func(net.Listener) context.Context { return context.Background() },
+	}
+	s.httpServer.RegisterOnShutdown(s.stopDrain)
 	return s, nil
 }
 
@@ -126,17 +138,6 @@ func (s *Server) Logger() *slog.Logger { return s.log }
 
 // Serve serves on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	s.httpServer = &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		// No server-wide Read/WriteTimeout: they would cut WebSockets. JSON
-		// API routes get per-request deadlines in apiDeadline instead.
-		IdleTimeout:    120 * time.Second,
-		MaxHeaderBytes: 64 << 10,
-		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		BaseContext:    func(net.Listener) context.Context { return context.Background() },
-	}
-	s.httpServer.RegisterOnShutdown(s.stopDrain)
 	err := s.httpServer.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
