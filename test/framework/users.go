@@ -1,0 +1,102 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// NewUser provisions a client certificate for a user with the given groups and returns
+// its client configuration and a kubeconfig file. What the user may do is up to RBAC:
+// bind it, or put it in a group that is bound.
+func (c *Cluster) NewUser(name string, groups ...string) (*rest.Config, string, error) {
+	u, err := c.env.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("provisioning user %q: %w", name, err)
+	}
+	path, err := c.writeKubeconfig("user-"+name, u)
+	if err != nil {
+		return nil, "", err
+	}
+	return rest.CopyConfig(u.Config()), path, nil
+}
+
+// User is NewUser for tests.
+func (c *Cluster) User(t testing.TB, name string, groups ...string) (*rest.Config, string) {
+	t.Helper()
+	cfg, path, err := c.NewUser(name, groups...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, path
+}
+
+func (c *Cluster) writeKubeconfig(name string, u *envtest.AuthenticatedUser) (string, error) {
+	data, err := u.KubeConfig()
+	if err != nil {
+		return "", fmt.Errorf("rendering kubeconfig for %s: %w", name, err)
+	}
+	path := filepath.Join(c.Dir, strings.ReplaceAll(name, ":", "_")+".kubeconfig")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return "", fmt.Errorf("writing %s: %w", path, err)
+	}
+	return path, nil
+}
+
+// CreateNamespace makes a namespace with a unique name and deletes it when the test
+// ends.
+func (c *Cluster) CreateNamespace(t testing.TB) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "test-" + rand.String(8)}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating namespace: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = c.Kube.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{})
+	})
+	return ns.Name
+}
+
+// EnsureNamespace creates a namespace if it does not exist.
+func (c *Cluster) EnsureNamespace(ctx context.Context, name string) error {
+	_, err := c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+// waitForExtensionAuthConfig waits for kube-apiserver to publish the front-proxy CA
+// that aggregated servers read to authenticate requests it forwards.
+func (c *Cluster) waitForExtensionAuthConfig(ctx context.Context) error {
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		cm, err := c.Kube.CoreV1().ConfigMaps(metav1.NamespaceSystem).Get(ctx, "extension-apiserver-authentication", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return cm.Data["requestheader-client-ca-file"] != "", nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for kube-system/extension-apiserver-authentication: %w", err)
+	}
+	return nil
+}
