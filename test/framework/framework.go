@@ -178,6 +178,10 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		_ = c.Stop()
 		return nil, err
 	}
+	if err := c.waitForCRDOpenAPI(ctx); err != nil {
+		_ = c.Stop()
+		return nil, err
+	}
 	return c, nil
 }
 

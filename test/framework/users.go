@@ -100,3 +100,26 @@ func (c *Cluster) waitForExtensionAuthConfig(ctx context.Context) error {
 	}
 	return nil
 }
+
+// waitForCRDOpenAPI waits until kube-apiserver publishes the agentkube.io schemas in
+// OpenAPI v3, which happens a moment after the CRDs are Established; kubectl explain
+// and server-side field validation read from there.
+func (c *Cluster) waitForCRDOpenAPI(ctx context.Context) error {
+	kinds := []string{"Agent", "AgentRun", "Tool", "MCP", "LLMGateway", "Claw"}
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		body, err := c.Kube.Discovery().RESTClient().Get().AbsPath("/openapi/v3/apis/agentkube.io/v1alpha1").DoRaw(ctx)
+		if err != nil {
+			return false, nil
+		}
+		for _, kind := range kinds {
+			if !strings.Contains(string(body), `"io.agentkube.v1alpha1.`+kind+`"`) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for the agentkube.io OpenAPI schemas: %w", err)
+	}
+	return nil
+}
