@@ -1,0 +1,37 @@
+# Exo in Go. `make run` brings the system up locally; `make test` runs every test
+# against real etcd, kube-apiserver, PostgreSQL and WebSockets.
+SHELL := /usr/bin/env bash
+GO ?= go
+BIN := $(CURDIR)/_output/bin
+TEST_FLAGS ?= -timeout 30m
+BENCH ?= .
+
+.PHONY: all build run test test-short bench verify codegen kube-binaries fmt vet help
+
+all: build
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
+
+build: ## Build every binary into _output/bin
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+kube-binaries: ## Build kube-apiserver, etcd and kubectl into the cache (once)
+	@hack/build-kube-binaries.sh >/dev/null
+
+run: kube-binaries ## Run the system locally (Ctrl-C stops everything)
+	$(GO) run ./hack/local-up
+
+test: kube-binaries ## Run all tests (needs PostgreSQL on 127.0.0.1:5432)
+	$(GO) test $(TEST_FLAGS) ./...
+
+bench: kube-binaries ## Run the benchmarks and print their figures
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime 1x $(TEST_FLAGS) ./...
+
+verify: ## Check generated code, formatting and vet
+	hack/verify-codegen.sh
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+codegen: ## Regenerate clients, deepcopy, OpenAPI and CRDs
+	hack/update-codegen.sh
