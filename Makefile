@@ -20,7 +20,8 @@ kube-binaries: ## Build kube-apiserver, etcd and kubectl into the cache (once)
 	@hack/build-kube-binaries.sh >/dev/null
 
 run: kube-binaries ## Run the system locally (Ctrl-C stops everything)
-	$(GO) run ./hack/local-up
+	$(GO) build -o $(BIN)/local-up ./hack/local-up
+	@exec $(BIN)/local-up
 
 test: kube-binaries ## Run all tests (needs PostgreSQL on 127.0.0.1:5432)
 	$(GO) test $(TEST_FLAGS) ./...
