@@ -1,0 +1,342 @@
+package certs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	aggregatorclient "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
+	aggregatorinformers "k8s.io/kube-aggregator/pkg/client/informers/externalversions"
+)
+
+// FieldManager is the field manager of the rotator's writes, distinct from the
+// manager's controllers so that GitOps tools can be told to ignore exactly these
+// fields.
+const FieldManager = "agentkube-manager-certs"
+
+// requestTimeout bounds every API call of a sync.
+const requestTimeout = 30 * time.Second
+
+// Rotator keeps the certificate Secret valid, rotates it before expiry and injects
+// its trust bundle into the webhook configurations and APIServices. It runs on the
+// leader only; the Secret's resourceVersion guards against a deposed leader still
+// writing.
+//
+// Informers on the Secret and on the targets only trigger syncs: a sync reads
+// everything from the API server, so it never acts on a stale cache (syncs are rare:
+// on a change, and at the times the Policy names).
+type Rotator struct {
+	namespace, secretName string
+	webhookConfigs        []string
+	apiServices           []string
+	policy                Policy
+	resync                time.Duration
+
+	kube       kubernetes.Interface
+	aggregator aggregatorclient.Interface
+	now        func() time.Time
+	log        logr.Logger
+	queue      workqueue.TypedRateLimitingInterface[string]
+}
+
+// syncKey is the only item of the queue: every trigger means "check everything".
+const syncKey = "sync"
+
+// NewRotator makes a Rotator; it does nothing until Start.
+func NewRotator(kube kubernetes.Interface, aggregator aggregatorclient.Interface, opts Options) (*Rotator, error) {
+	opts.setDefaults()
+	policy := opts.Policy()
+	if err := policy.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid certificate policy: %w", err)
+	}
+	return &Rotator{
+		namespace:      opts.Namespace,
+		secretName:     opts.SecretName,
+		webhookConfigs: opts.WebhookConfigurations,
+		apiServices:    opts.APIServices,
+		policy:         policy,
+		resync:         opts.ResyncPeriod,
+		kube:           kube,
+		aggregator:     aggregator,
+		now:            time.Now,
+		log:            klog.Background().WithName("cert-rotator"),
+	}, nil
+}
+
+// NeedLeaderElection makes controller-runtime run the Rotator on the leader only.
+func (r *Rotator) NeedLeaderElection() bool { return true }
+
+// Start runs the Rotator until ctx is done.
+func (r *Rotator) Start(ctx context.Context) error {
+	r.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, time.Minute),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "cert-rotator"},
+	)
+	defer r.queue.ShutDown()
+
+	trigger := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { r.queue.Add(syncKey) },
+		UpdateFunc: func(any, any) { r.queue.Add(syncKey) },
+		DeleteFunc: func(any) { r.queue.Add(syncKey) },
+	}
+	// The Secret informer watches one object, which also lets RBAC restrict list and
+	// watch to that resourceName.
+	secrets := informers.NewSharedInformerFactoryWithOptions(r.kube, r.resync,
+		informers.WithNamespace(r.namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", r.secretName).String()
+		}))
+	cluster := informers.NewSharedInformerFactory(r.kube, r.resync)
+	aggregated := aggregatorinformers.NewSharedInformerFactory(r.aggregator, r.resync)
+
+	if _, err := secrets.Core().V1().Secrets().Informer().AddEventHandler(trigger); err != nil {
+		return fmt.Errorf("watching Secret: %w", err)
+	}
+	if len(r.webhookConfigs) > 0 {
+		inf := cluster.Admissionregistration().V1().ValidatingWebhookConfigurations().Informer()
+		if _, err := inf.AddEventHandler(r.filtered(r.webhookConfigs, trigger)); err != nil {
+			return fmt.Errorf("watching ValidatingWebhookConfigurations: %w", err)
+		}
+	}
+	if len(r.apiServices) > 0 {
+		inf := aggregated.Apiregistration().V1().APIServices().Informer()
+		if _, err := inf.AddEventHandler(r.filtered(r.apiServices, trigger)); err != nil {
+			return fmt.Errorf("watching APIServices: %w", err)
+		}
+	}
+	for _, f := range []interface{ Start(<-chan struct{}) }{secrets, cluster, aggregated} {
+		f.Start(ctx.Done())
+	}
+	defer secrets.Shutdown()
+	defer cluster.Shutdown()
+	defer aggregated.Shutdown()
+
+	r.log.Info("Starting certificate rotator", "secret", r.namespace+"/"+r.secretName,
+		"webhookConfigurations", r.webhookConfigs, "apiServices", r.apiServices)
+	r.queue.Add(syncKey)
+	go func() {
+		<-ctx.Done()
+		r.queue.ShutDown()
+	}()
+	for r.processNext(ctx) {
+	}
+	return nil
+}
+
+func (r *Rotator) filtered(names []string, h cache.ResourceEventHandler) cache.ResourceEventHandler {
+	return cache.FilteringResourceEventHandler{
+		FilterFunc: func(obj any) bool {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			m, err := meta.Accessor(obj)
+			return err == nil && slices.Contains(names, m.GetName())
+		},
+		Handler: h,
+	}
+}
+
+func (r *Rotator) processNext(ctx context.Context) bool {
+	key, shutdown := r.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer r.queue.Done(key)
+	after, err := r.Sync(ctx)
+	if err != nil {
+		certificateSyncErrors.Inc()
+		utilruntime.HandleErrorWithContext(ctx, err, "Certificate sync failed; retrying", "secret", r.namespace+"/"+r.secretName)
+		r.queue.AddRateLimited(key)
+		return true
+	}
+	r.queue.Forget(key)
+	r.queue.AddAfter(key, after)
+	return true
+}
+
+// Sync brings the Secret and the injected bundles up to date once and returns how
+// long to wait before the next check.
+func (r *Rotator) Sync(ctx context.Context) (time.Duration, error) {
+	secret, err := r.getOrCreateSecret(ctx)
+	if err != nil {
+		return 0, err
+	}
+	now := r.now()
+	step, err := r.policy.Plan(now, ParseState(secret.Data, secret.Annotations))
+	if err != nil {
+		return 0, err
+	}
+	state := step.State
+	if step.Changed {
+		if secret, err = r.writeSecret(ctx, secret, state); err != nil {
+			return 0, err
+		}
+		r.log.Info("Updated certificates", "secret", r.namespace+"/"+r.secretName, "actions", step.Actions)
+	}
+
+	if err := r.inject(ctx, state.TrustBundle()); err != nil {
+		return 0, err
+	}
+
+	next := step.NextCheck
+	if state.Next != nil && state.NextTrustedSince.IsZero() {
+		// The staged CA is now in every bundle: start the propagation clock. The time is
+		// taken after the injection, so the delay is measured from the slowest target.
+		state.NextTrustedSince = r.now()
+		if _, err := r.writeSecret(ctx, secret, state); err != nil {
+			return 0, err
+		}
+		r.log.Info("Staged CA injected into every target; promoting after the propagation delay",
+			"ca", describe(state.Next.Cert), "delay", r.policy.PropagationDelay)
+		next = state.NextTrustedSince.Add(r.policy.PropagationDelay)
+	}
+	certificateNotAfter.WithLabelValues("ca").Set(float64(state.CA.Cert.NotAfter.Unix()))
+
+	wait := next.Sub(r.now())
+	if wait < 0 {
+		wait = 0
+	}
+	if r.resync > 0 && wait > r.resync {
+		wait = r.resync
+	}
+	return wait, nil
+}
+
+func (r *Rotator) getOrCreateSecret(ctx context.Context) (*corev1.Secret, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	secrets := r.kube.CoreV1().Secrets(r.namespace)
+	secret, err := secrets.Get(ctx, r.secretName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		// Ship an empty Secret in the manifests so RBAC need not allow create; creating
+		// it here covers installs that did not.
+		secret, err = secrets.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: r.secretName, Namespace: r.namespace},
+			Type:       corev1.SecretTypeOpaque,
+		}, metav1.CreateOptions{FieldManager: FieldManager})
+		if err == nil {
+			certificateWrites.WithLabelValues("secret").Inc()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading Secret %s/%s: %w", r.namespace, r.secretName, err)
+	}
+	return secret, nil
+}
+
+// writeSecret replaces the Secret's certificate data with state. The update carries
+// the resourceVersion that was read, so two writers never silently overwrite each
+// other.
+func (r *Rotator) writeSecret(ctx context.Context, secret *corev1.Secret, state *State) (*corev1.Secret, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	updated := secret.DeepCopy()
+	if updated.Data == nil {
+		updated.Data = map[string][]byte{}
+	}
+	for _, k := range []string{SecretKeyCACert, SecretKeyCAKey, SecretKeyServingCert, SecretKeyServingKey,
+		SecretKeyNextCACert, SecretKeyNextCAKey, SecretKeyPreviousCACerts, SecretKeyCABundle} {
+		delete(updated.Data, k)
+	}
+	for k, v := range state.Data() {
+		updated.Data[k] = v
+	}
+	if state.Next != nil && !state.NextTrustedSince.IsZero() {
+		metav1.SetMetaDataAnnotation(&updated.ObjectMeta, AnnotationNextCATrustedSince, state.NextTrustedSince.UTC().Format(time.RFC3339))
+	} else {
+		delete(updated.Annotations, AnnotationNextCATrustedSince)
+	}
+	out, err := r.kube.CoreV1().Secrets(r.namespace).Update(ctx, updated, metav1.UpdateOptions{FieldManager: FieldManager})
+	if err != nil {
+		return nil, fmt.Errorf("writing Secret %s/%s: %w", r.namespace, r.secretName, err)
+	}
+	certificateWrites.WithLabelValues("secret").Inc()
+	return out, nil
+}
+
+// inject sets caBundle on every webhook of the webhook configurations and on the
+// APIServices. Targets that do not exist are skipped: they belong to the manifests,
+// and the informers trigger a sync when they appear.
+func (r *Rotator) inject(ctx context.Context, bundle []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	for _, name := range r.webhookConfigs {
+		if err := r.injectWebhookConfiguration(ctx, name, bundle); err != nil {
+			return err
+		}
+	}
+	for _, name := range r.apiServices {
+		if err := r.injectAPIService(ctx, name, bundle); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Rotator) injectWebhookConfiguration(ctx context.Context, name string, bundle []byte) error {
+	client := r.kube.AdmissionregistrationV1().ValidatingWebhookConfigurations()
+	vwc, err := client.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		r.log.V(1).Info("ValidatingWebhookConfiguration not found; not injecting", "name", name)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading ValidatingWebhookConfiguration %s: %w", name, err)
+	}
+	updated := vwc.DeepCopy()
+	changed := false
+	for i := range updated.Webhooks {
+		if !bytes.Equal(updated.Webhooks[i].ClientConfig.CABundle, bundle) {
+			updated.Webhooks[i].ClientConfig.CABundle = bundle
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	if _, err := client.Update(ctx, updated, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
+		return fmt.Errorf("injecting caBundle into ValidatingWebhookConfiguration %s: %w", name, err)
+	}
+	certificateWrites.WithLabelValues("webhookconfiguration").Inc()
+	r.log.Info("Injected caBundle", "validatingWebhookConfiguration", name, "certificates", len(parseCerts(bundle)))
+	return nil
+}
+
+func (r *Rotator) injectAPIService(ctx context.Context, name string, bundle []byte) error {
+	client := r.aggregator.ApiregistrationV1().APIServices()
+	svc, err := client.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		r.log.V(1).Info("APIService not found; not injecting", "name", name)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading APIService %s: %w", name, err)
+	}
+	if bytes.Equal(svc.Spec.CABundle, bundle) {
+		return nil
+	}
+	updated := svc.DeepCopy()
+	updated.Spec.CABundle = bundle
+	// A caBundle and insecureSkipTLSVerify are mutually exclusive.
+	updated.Spec.InsecureSkipTLSVerify = false
+	if _, err := client.Update(ctx, updated, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
+		return fmt.Errorf("injecting caBundle into APIService %s: %w", name, err)
+	}
+	certificateWrites.WithLabelValues("apiservice").Inc()
+	r.log.Info("Injected caBundle", "apiService", name, "certificates", len(parseCerts(bundle)))
+	return nil
+}
