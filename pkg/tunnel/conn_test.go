@@ -313,17 +313,33 @@ func TestPingsKeepIdleConnectionAlive(t *testing.T) {
 }
 
 func TestMain(m *testing.M) {
-	before := runtime.NumGoroutine()
 	code := m.Run()
-	// Every Conn's goroutines end with it.
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before && code == 0 {
-		buf := make([]byte, 1<<20)
-		println("leaked goroutines:", n-before, string(buf[:runtime.Stack(buf, true)]))
+	// Every Conn's goroutines (reader, writer) and sockets end with it.
+	if leaked := leakedGoroutines(10 * time.Second); leaked != "" && code == 0 {
+		println("leaked goroutines:\n" + leaked)
 		code = 1
 	}
 	os.Exit(code)
+}
+
+// leakedGoroutines waits up to d for goroutines running tunnel or WebSocket
+// code to end and returns the stacks of those that did not.
+func leakedGoroutines(d time.Duration) string {
+	deadline := time.Now().Add(d)
+	for {
+		buf := make([]byte, 1<<20)
+		var leaked []string
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "TestMain") {
+				continue
+			}
+			if strings.Contains(g, "gorilla/websocket") || strings.Contains(g, "pkg/tunnel.") {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 || time.Now().After(deadline) {
+			return strings.Join(leaked, "\n\n")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
