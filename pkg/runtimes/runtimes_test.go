@@ -1,0 +1,57 @@
+package runtimes
+
+import (
+	"testing"
+
+	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
+)
+
+func TestRuntimeResolutionOrder(t *testing.T) {
+	im := ImagesFromEnv([]string{
+		"AGENTKUBE_IMAGE_REGISTRY=mirror.example.com/adaptivelive/",
+		"AGENTKUBE_IMAGE_CODEX=example.com/codex:pinned",
+		"AGENTKUBE_IMAGE_AGENTLET=example.com/agentlet:dev",
+		"PATH=/bin",
+	})
+	cases := []struct {
+		runtime   agentkubev1alpha1.Runtime
+		specImage string
+		want      string
+	}{
+		{agentkubev1alpha1.RuntimeCodex, "mine/codex:1", "mine/codex:1"},
+		{agentkubev1alpha1.RuntimeCodex, "", "example.com/codex:pinned"},
+		{agentkubev1alpha1.RuntimeClaudeCode, "", "mirror.example.com/adaptivelive/claudecode:" + DefaultTag},
+		{agentkubev1alpha1.RuntimeCustom, "custom:1", "custom:1"},
+	}
+	for _, c := range cases {
+		got, err := im.Runtime(c.runtime, c.specImage)
+		if err != nil || got != c.want {
+			t.Errorf("Runtime(%s, %q) = %q, %v; want %q", c.runtime, c.specImage, got, err, c.want)
+		}
+	}
+	if _, err := im.Runtime(agentkubev1alpha1.RuntimeCustom, ""); err == nil {
+		t.Error("Custom without image resolved")
+	}
+	if got := im.Agentlet(); got != "example.com/agentlet:dev" {
+		t.Errorf("Agentlet() = %q", got)
+	}
+	if got := (Images{}).Agentlet(); got != DefaultRegistry+"/agentkube-agentlet:"+DefaultTag {
+		t.Errorf("default agentlet = %q", got)
+	}
+}
+
+func TestEveryRuntimeInMatrix(t *testing.T) {
+	want := map[agentkubev1alpha1.Runtime]string{
+		"ClaudeCode": "ANTHROPIC_API_KEY", "Codex": "OPENAI_API_KEY", "OpenCode": "OPENCODE_API_KEY",
+		"Aider": "OPENAI_API_KEY", "Cline": "ANTHROPIC_API_KEY", "Goose": "OPENAI_API_KEY",
+		"Cursor": "CURSOR_API_KEY", "Custom": "AGENT_TOKEN",
+	}
+	for r, env := range want {
+		if got := TokenEnv(r); got != env {
+			t.Errorf("TokenEnv(%s) = %s, want %s", r, got, env)
+		}
+		if _, ok := Lookup(r); !ok {
+			t.Errorf("%s missing from the matrix", r)
+		}
+	}
+}
