@@ -163,8 +163,8 @@ func New(restConfig *rest.Config, o Options) (*Manager, error) {
 		ready := &healthz.Handler{Checks: map[string]healthz.Checker{"informers": m.readiness.informersSynced, "endpoints": m.readiness.endpointsServing}}
 		m.readiness.handler = ready
 		live := &healthz.Handler{Checks: map[string]healthz.Checker{"ping": healthz.Ping}}
-		probeMux.Handle("/readyz", http.StripPrefix("/readyz", ready))
-		probeMux.Handle("/readyz/", http.StripPrefix("/readyz", ready))
+		probeMux.Handle("/readyz", unavailableOnFailure(http.StripPrefix("/readyz", ready)))
+		probeMux.Handle("/readyz/", unavailableOnFailure(http.StripPrefix("/readyz", ready)))
 		probeMux.Handle("/healthz", http.StripPrefix("/healthz", live))
 		probeMux.Handle("/healthz/", http.StripPrefix("/healthz", live))
 	}
@@ -178,7 +178,7 @@ func New(restConfig *rest.Config, o Options) (*Manager, error) {
 		&agent.Reconciler{Client: c, APIReader: reader, Scheme: scheme, Recorder: mgr.GetEventRecorder(agent.Name),
 			Images: o.Images, MaxConcurrentReconciles: o.MaxConcurrentReconciles},
 		&agentrun.Reconciler{Client: c, APIReader: reader, Scheme: scheme, Recorder: mgr.GetEventRecorder(agentrun.Name),
-			Clock: clk, Resolver: o.AgentletResolver, PollInterval: o.RunPollInterval, MaxConcurrentReconciles: o.MaxConcurrentReconciles},
+			Resolver: o.AgentletResolver, PollInterval: o.RunPollInterval, MaxConcurrentReconciles: o.MaxConcurrentReconciles},
 		&schedule.Reconciler{Client: c, Scheme: scheme, Recorder: mgr.GetEventRecorder(schedule.Name),
 			Clock: clk, StartingDeadline: o.ScheduleStartingDeadline},
 		&tool.Reconciler{Client: c, APIReader: reader, Scheme: scheme, Recorder: mgr.GetEventRecorder(tool.Name), Images: o.Images, Clock: clk},
@@ -195,7 +195,7 @@ func New(restConfig *rest.Config, o Options) (*Manager, error) {
 }
 
 // AddReadyzCheck adds a check to /readyz, for servers that other packages
-// add to this process (webhook, aggregated API).
+// add to this process (webhook, aggregated API). Call it before Start.
 func (m *Manager) AddReadyzCheck(name string, check healthz.Checker) error {
 	if m.readiness.handler == nil {
 		return errors.New("health probes are disabled")
@@ -216,4 +216,21 @@ func closeServers(servers []*ctrlmanager.Server) {
 	for _, s := range servers {
 		_ = s.Listener.Close()
 	}
+}
+
+// unavailableOnFailure answers a failed readiness check with 503 Service
+// Unavailable, the conventional "not ready" status, instead of healthz's 500.
+func unavailableOnFailure(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(&statusRewriter{ResponseWriter: w}, r)
+	})
+}
+
+type statusRewriter struct{ http.ResponseWriter }
+
+func (s *statusRewriter) WriteHeader(code int) {
+	if code == http.StatusInternalServerError {
+		code = http.StatusServiceUnavailable
+	}
+	s.ResponseWriter.WriteHeader(code)
 }

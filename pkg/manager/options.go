@@ -52,8 +52,9 @@ type Options struct {
 	// ScheduleStartingDeadline bounds how late a scheduled run may start.
 	ScheduleStartingDeadline time.Duration
 
-	// Clock drives schedules, run deadlines and Tool idle timeouts; tests
-	// inject a fake one. The real clock when nil.
+	// Clock drives schedules and Tool idle timeouts; tests inject a fake
+	// one. The real clock when nil. Run timeouts always use the real clock:
+	// the agentlet enforces them in real time.
 	Clock clock.WithDelayedExecution
 	// AgentletResolver finds the agentlet of an Agent pod (pod IP and the
 	// "agentlet" port when nil).
