@@ -47,12 +47,12 @@ func TestFilter(t *testing.T) {
 	t.Parallel()
 	h := NewHub(Options{})
 	defer h.Close()
-	h.Publish(Event{TenantID: "other", DeploymentID: "d1", Type: TypeCluster, Data: 1})                      // other tenant
-	h.Publish(Event{TenantID: "t", DeploymentID: "d2", Type: TypeCluster, Data: 2})                          // other deployment
+	h.Publish(Event{TenantID: "other", DeploymentID: "d1", Type: TypeCluster, Data: 1})                        // other tenant
+	h.Publish(Event{TenantID: "t", DeploymentID: "d2", Type: TypeCluster, Data: 2})                            // other deployment
 	h.Publish(Event{TenantID: "t", DeploymentID: "d1", Type: TypeCluster, Permission: "agents:read", Data: 3}) // lacks permission
-	h.Publish(Event{TenantID: "t", DeploymentID: "d2", Type: TypeDeployment, Data: 4})                       // the status list stays live
+	h.Publish(Event{TenantID: "t", DeploymentID: "d2", Type: TypeDeployment, Data: 4})                         // the status list stays live
 	h.Publish(Event{TenantID: "t", DeploymentID: "d1", Type: TypeCluster, Data: 5})
-	h.Publish(Event{TenantID: "t", Type: "", Data: 6})        // invalid: no type
+	h.Publish(Event{TenantID: "t", Type: "", Data: 6})          // invalid: no type
 	h.Publish(Event{TenantID: "t", Type: "x", Data: func() {}}) // invalid: not JSON
 	s := h.Subscribe(Filter{TenantID: "t", DeploymentID: "d1", Permissions: []string{"deployments:read"}}, h.id(0))
 	defer s.Close()
