@@ -1,0 +1,263 @@
+// Package shell is exo-app's browser shell: a user with agents:invoke asks
+// for a short-lived single-use grant, the browser redeems it by opening a
+// WebSocket on exo-app's own port, and the session is relayed over the
+// deployment's operator tunnel (pkg/tunnel) to the operator, which opens a
+// PTY in the agent's pod (pkg/shellexec). Every session is recorded as
+// asciicast v2 under EXO_CAST_STORAGE_DIR, listed in the API and audited.
+//
+// docs/shell.md describes the API, the browser protocol and the decisions.
+package shell
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/exo-in-go/exo/pkg/platform/api"
+	"github.com/exo-in-go/exo/pkg/platform/store"
+	"github.com/exo-in-go/exo/pkg/tunnel"
+)
+
+// Conn is the part of a *tunnel.Conn the shell uses: one operator
+// connection.
+type Conn interface {
+	OpenStream(id uint32) (*tunnel.Stream, error)
+	Send(ctx context.Context, typ, id string, payload any) error
+	Done() <-chan struct{}
+}
+
+// Tunnels finds the operator connection of a deployment.
+type Tunnels interface {
+	// Conn returns the deployment's active operator connection, or false
+	// when its operator is not connected to this exo-app.
+	Conn(deploymentID string) (Conn, bool)
+}
+
+// TunnelsFunc adapts a function to Tunnels.
+type TunnelsFunc func(deploymentID string) (Conn, bool)
+
+// Conn implements Tunnels.
+func (f TunnelsFunc) Conn(deploymentID string) (Conn, bool) { return f(deploymentID) }
+
+// Options configure the shell endpoints. Zero values take the defaults.
+type Options struct {
+	// Tunnels reaches operators; required.
+	Tunnels Tunnels
+	// CastDir is where recordings go (EXO_CAST_STORAGE_DIR); required.
+	CastDir string
+	// BaseURL is EXO_BASE_URL: the only Origin allowed to open a shell
+	// WebSocket, and the base of the ws_url returned with a grant; required.
+	BaseURL *url.URL
+	// GrantTTL is how long a grant may wait for its WebSocket (default 60s).
+	GrantTTL time.Duration
+	// MaxGrants bounds outstanding grants (default 10000).
+	MaxGrants int
+	// OpenTimeout bounds the wait for the operator to start the shell
+	// (default 30s): it covers the pod lookup and the exec handshake.
+	OpenTimeout time.Duration
+	// CloseTimeout bounds the wait for the operator's final shell_close once
+	// the browser left (default 5s); the stream is reset after it.
+	CloseTimeout time.Duration
+	// BrowserWriteTimeout drops a browser that accepts no output for this
+	// long (default 30s). Until then its shell (only its shell) waits.
+	BrowserWriteTimeout time.Duration
+	// PingInterval is the WebSocket ping cadence to the browser (default
+	// 25s, under common proxies' 60s idle timeout).
+	PingInterval time.Duration
+	// MaxRecordingBytes caps one recording (default 64 MiB); past it a
+	// marker notes the truncation and the session goes on unrecorded.
+	MaxRecordingBytes int64
+	// Now replaces time.Now in tests.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.GrantTTL, 60*time.Second)
+	def(&o.OpenTimeout, 30*time.Second)
+	def(&o.CloseTimeout, 5*time.Second)
+	def(&o.BrowserWriteTimeout, 30*time.Second)
+	def(&o.PingInterval, 25*time.Second)
+	if o.MaxGrants <= 0 {
+		o.MaxGrants = 10_000
+	}
+	if o.MaxRecordingBytes <= 0 {
+		o.MaxRecordingBytes = 64 << 20
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Handler serves the shell endpoints.
+type Handler struct {
+	srv      *api.Server
+	store    store.Store
+	shells   store.ShellStore
+	log      *slog.Logger
+	opts     Options
+	origin   string
+	grants   *grants
+	upgrader websocket.Upgrader
+
+	nextStream atomic.Uint32
+
+	mu     sync.Mutex
+	active map[string]*relay // session id → relay
+	wg     sync.WaitGroup    // running relays
+}
+
+// Subprotocol is the WebSocket subprotocol of the browser shell.
+const Subprotocol = "exo-shell.v1"
+
+// Mount registers the shell routes on srv:
+//
+//	POST /api/v1/deployments/{id}/agents/{ns}/{name}/shell   agents:invoke → grant
+//	GET  /api/v1/shell/{grant_id}                            WebSocket (the grant is the credential)
+//	GET  /api/v1/sessions                                    audit:read
+//	GET  /api/v1/sessions/{id}                               audit:read
+//	GET  /api/v1/sessions/{id}/recording                     audit:read
+//	GET  /api/v1/shell-settings                              tenant:read
+//	PUT  /api/v1/shell-settings                              tenant:write
+func Mount(srv *api.Server, opts Options) (*Handler, error) {
+	opts = opts.withDefaults()
+	if opts.Tunnels == nil || opts.CastDir == "" || opts.BaseURL == nil {
+		return nil, errors.New("shell: Tunnels, CastDir and BaseURL are required")
+	}
+	shells, ok := srv.Store().(store.ShellStore)
+	if !ok {
+		return nil, fmt.Errorf("shell: the store (%T) does not implement store.ShellStore", srv.Store())
+	}
+	if err := os.MkdirAll(opts.CastDir, 0o750); err != nil {
+		return nil, fmt.Errorf("shell: EXO_CAST_STORAGE_DIR: %w", err)
+	}
+	h := &Handler{
+		srv:    srv,
+		store:  srv.Store(),
+		shells: shells,
+		log:    srv.Logger().With("component", "shell"),
+		opts:   opts,
+		origin: opts.BaseURL.Scheme + "://" + opts.BaseURL.Host,
+		grants: newGrants(opts.MaxGrants, opts.Now),
+		active: map[string]*relay{},
+	}
+	h.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   4096,
+		WriteBufferSize:  32 << 10,
+		Subprotocols:     []string{Subprotocol},
+		// serveShell checks the Origin itself, before the grant is touched,
+		// so it can answer 403 with the API's error body.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	// Platform-initiated tunnel streams use even ids (operator-initiated
+	// ones would use odd ids), so the two sides never pick the same id.
+	h.nextStream.Store(0)
+	h.routes()
+
+	done := srv.TrackLongLived()
+	go func() {
+		defer done()
+		t := time.NewTicker(opts.GrantTTL)
+		defer t.Stop()
+		for {
+			select {
+			case <-srv.Draining().Done():
+				return
+			case <-t.C:
+				h.grants.sweep()
+			}
+		}
+	}()
+	return h, nil
+}
+
+func (h *Handler) routes() {
+	authed := func(permission string, fn func(http.ResponseWriter, *http.Request, *api.Principal)) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+			defer cancel()
+			r = r.WithContext(ctx)
+			p, status, msg := h.srv.Authenticate(r)
+			if p == nil {
+				if status == http.StatusUnauthorized {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="exo"`)
+				}
+				writeError(w, status, codeFor(status), msg)
+				return
+			}
+			if !p.Can(permission) {
+				writeError(w, http.StatusForbidden, "forbidden", "missing permission "+permission)
+				return
+			}
+			fn(w, r, p)
+		})
+	}
+	h.srv.Handle("POST /api/v1/deployments/{id}/agents/{ns}/{name}/shell", authed(permInvoke, h.createGrant))
+	h.srv.Handle("GET /api/v1/shell/{grant}", http.HandlerFunc(h.serveShell))
+	h.srv.Handle("GET /api/v1/sessions", authed(permAuditRead, h.listSessions))
+	h.srv.Handle("GET /api/v1/sessions/{id}", authed(permAuditRead, h.getSession))
+	h.srv.Handle("GET /api/v1/sessions/{id}/recording", authed(permAuditRead, h.downloadRecording))
+	h.srv.Handle("GET /api/v1/shell-settings", authed(permTenantRead, h.getSettings))
+	h.srv.Handle("PUT /api/v1/shell-settings", authed(permTenantWrite, h.putSettings))
+}
+
+// Active is the number of running shell sessions.
+func (h *Handler) Active() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.active)
+}
+
+// Wait blocks until every session has ended; sessions end when exo-app
+// drains (api.Server.Draining).
+func (h *Handler) Wait() { h.wg.Wait() }
+
+// streamID picks the next even stream id that is free on conn.
+func (h *Handler) openStream(conn Conn) (*tunnel.Stream, error) {
+	var lastErr error
+	for range 16 {
+		id := h.nextStream.Add(2)
+		if id == 0 {
+			continue
+		}
+		s, err := conn.OpenStream(id)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err // taken by a long-lived stream after a wrap-around
+	}
+	return nil, fmt.Errorf("no free tunnel stream id: %w", lastErr)
+}
+
+func codeFor(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusConflict:
+		return "conflict"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	case http.StatusBadRequest:
+		return "invalid"
+	}
+	return "internal"
+}

@@ -1,0 +1,218 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Browser shell sessions (pkg/platform/shell) and the tenant's shell
+// settings. Kept in a file of their own, with their migration, so the shell
+// feature is one self-contained addition to the store.
+
+// shellMigrationVersion follows the numbering of migrations.go.
+const shellMigrationVersion = 2
+
+func init() {
+	for _, m := range migrations {
+		if m.version == shellMigrationVersion {
+			// Two migrations with one version would silently skip one of them
+			// on every database that applied the other: fail at start instead.
+			panic(fmt.Sprintf("store: migration version %d is used twice (%q and shell sessions)", m.version, m.name))
+		}
+	}
+	migrations = append(migrations, migration{shellMigrationVersion, "shell sessions and tenant shell settings", []string{
+		// Rows carry no foreign key to deployments or users: like audit rows
+		// they must outlive what they describe. The tenant cascade removes a
+		// deleted tenant's history (its recording files are removed by the
+		// shell package's retention, not by the database).
+		`CREATE TABLE shell_sessions (
+			id TEXT PRIMARY KEY,
+			tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+			user_id TEXT NOT NULL,
+			user_email TEXT NOT NULL,
+			deployment_id TEXT NOT NULL,
+			namespace TEXT NOT NULL,
+			agent TEXT NOT NULL,
+			pod TEXT NOT NULL DEFAULT '',
+			container TEXT NOT NULL DEFAULT '',
+			remote_addr TEXT NOT NULL DEFAULT '',
+			input_recorded INTEGER NOT NULL DEFAULT 0,
+			recording TEXT NOT NULL,
+			recording_bytes BIGINT NOT NULL DEFAULT 0,
+			started_at BIGINT NOT NULL,
+			ended_at BIGINT,
+			exit_code INTEGER,
+			end_reason TEXT NOT NULL DEFAULT '')`,
+		`CREATE INDEX shell_sessions_tenant_idx ON shell_sessions (tenant_id, id)`,
+		`CREATE TABLE tenant_shell_settings (
+			tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+			record_input INTEGER NOT NULL DEFAULT 0,
+			updated_at BIGINT NOT NULL)`,
+	}})
+}
+
+// ShellSession is one browser shell: who opened it on which agent, when,
+// how it ended, and where its asciicast recording is.
+type ShellSession struct {
+	ID           string `json:"id"`
+	TenantID     string `json:"tenant_id"`
+	UserID       string `json:"user_id"`
+	UserEmail    string `json:"user_email"`
+	DeploymentID string `json:"deployment_id"`
+	Namespace    string `json:"namespace"`
+	Agent        string `json:"agent"`
+	Pod          string `json:"pod"`
+	Container    string `json:"container"`
+	RemoteAddr   string `json:"remote_addr"`
+	// InputRecorded says whether keystrokes are in the recording.
+	InputRecorded bool `json:"input_recorded"`
+	// Recording is the file's path relative to EXO_CAST_STORAGE_DIR.
+	Recording      string     `json:"-"`
+	RecordingBytes int64      `json:"recording_bytes"`
+	StartedAt      time.Time  `json:"started_at"`
+	EndedAt        *time.Time `json:"ended_at"`
+	ExitCode       *int       `json:"exit_code"`
+	EndReason      string     `json:"end_reason"`
+}
+
+// ShellSessionEnd is what is known when a session ends.
+type ShellSessionEnd struct {
+	Pod, Container string
+	EndedAt        time.Time
+	ExitCode       *int
+	Reason         string
+	RecordingBytes int64
+}
+
+// ShellSettings are a tenant's browser-shell settings.
+type ShellSettings struct {
+	// RecordInput adds keystrokes ("i" events) to recordings. Off by default:
+	// input holds whatever users type, passwords included.
+	RecordInput bool      `json:"record_input"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// ShellStore persists shell sessions and settings. The SQL store returned
+// by Open implements it; every method is tenant-scoped.
+type ShellStore interface {
+	CreateShellSession(ctx context.Context, s ShellSession) error
+	EndShellSession(ctx context.Context, tenantID, id string, end ShellSessionEnd) error
+	ListShellSessions(ctx context.Context, tenantID string, p Page) ([]ShellSession, error)
+	GetShellSession(ctx context.Context, tenantID, id string) (ShellSession, error)
+	GetShellSettings(ctx context.Context, tenantID string) (ShellSettings, error)
+	SetShellSettings(ctx context.Context, tenantID string, s ShellSettings) (ShellSettings, error)
+}
+
+var _ ShellStore = (*sqlStore)(nil)
+
+const shellSessionCols = `id, tenant_id, user_id, user_email, deployment_id, namespace, agent, pod, container, remote_addr,
+	input_recorded, recording, recording_bytes, started_at, ended_at, exit_code, end_reason`
+
+func scanShellSession(row interface{ Scan(...any) error }) (ShellSession, error) {
+	var s ShellSession
+	var input int
+	var started int64
+	var ended sql.NullInt64
+	var exit sql.NullInt64
+	err := row.Scan(&s.ID, &s.TenantID, &s.UserID, &s.UserEmail, &s.DeploymentID, &s.Namespace, &s.Agent, &s.Pod, &s.Container,
+		&s.RemoteAddr, &input, &s.Recording, &s.RecordingBytes, &started, &ended, &exit, &s.EndReason)
+	if err != nil {
+		return s, mapErr(err)
+	}
+	s.InputRecorded = input != 0
+	s.StartedAt = fromMS(started)
+	s.EndedAt = fromNullMS(ended)
+	if exit.Valid {
+		c := int(exit.Int64)
+		s.ExitCode = &c
+	}
+	return s, nil
+}
+
+func (s *sqlStore) CreateShellSession(ctx context.Context, ss ShellSession) error {
+	if ss.StartedAt.IsZero() {
+		ss.StartedAt = now()
+	}
+	_, err := s.exec(ctx, s.db, `INSERT INTO shell_sessions (`+shellSessionCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, '')`,
+		ss.ID, ss.TenantID, ss.UserID, ss.UserEmail, ss.DeploymentID, ss.Namespace, ss.Agent, ss.Pod, ss.Container,
+		ss.RemoteAddr, shellFlag(ss.InputRecorded), ss.Recording, ss.RecordingBytes, ms(ss.StartedAt))
+	return err
+}
+
+func (s *sqlStore) EndShellSession(ctx context.Context, tenantID, id string, end ShellSessionEnd) error {
+	var exit sql.NullInt64
+	if end.ExitCode != nil {
+		exit = sql.NullInt64{Int64: int64(*end.ExitCode), Valid: true}
+	}
+	return s.execOne(ctx, s.db, `UPDATE shell_sessions SET pod = ?, container = ?, ended_at = ?, exit_code = ?, end_reason = ?, recording_bytes = ?
+		WHERE tenant_id = ? AND id = ?`,
+		end.Pod, end.Container, ms(end.EndedAt), exit, end.Reason, end.RecordingBytes, tenantID, id)
+}
+
+func (s *sqlStore) ListShellSessions(ctx context.Context, tenantID string, p Page) ([]ShellSession, error) {
+	if p.Limit <= 0 || p.Limit > 500 {
+		p.Limit = 50
+	}
+	q := `SELECT ` + shellSessionCols + ` FROM shell_sessions WHERE tenant_id = ?`
+	args := []any{tenantID}
+	if p.Before != "" {
+		q += ` AND id < ?`
+		args = append(args, p.Before)
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, p.Limit)
+	rows, err := s.db.QueryContext(ctx, s.rebind(q), args...)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	out := []ShellSession{}
+	for rows.Next() {
+		ss, err := scanShellSession(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ss)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) GetShellSession(ctx context.Context, tenantID, id string) (ShellSession, error) {
+	return scanShellSession(s.db.QueryRowContext(ctx, s.rebind(`SELECT `+shellSessionCols+` FROM shell_sessions WHERE tenant_id = ? AND id = ?`), tenantID, id))
+}
+
+func (s *sqlStore) GetShellSettings(ctx context.Context, tenantID string) (ShellSettings, error) {
+	var st ShellSettings
+	var input int
+	var updated int64
+	err := s.db.QueryRowContext(ctx, s.rebind(`SELECT record_input, updated_at FROM tenant_shell_settings WHERE tenant_id = ?`), tenantID).Scan(&input, &updated)
+	if err == sql.ErrNoRows {
+		return ShellSettings{}, nil // the defaults
+	}
+	if err != nil {
+		return st, mapErr(err)
+	}
+	return ShellSettings{RecordInput: input != 0, UpdatedAt: fromMS(updated)}, nil
+}
+
+func (s *sqlStore) SetShellSettings(ctx context.Context, tenantID string, st ShellSettings) (ShellSettings, error) {
+	st.UpdatedAt = now()
+	// INSERT ... ON CONFLICT DO UPDATE is the same statement on both dialects.
+	_, err := s.exec(ctx, s.db, `INSERT INTO tenant_shell_settings (tenant_id, record_input, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (tenant_id) DO UPDATE SET record_input = excluded.record_input, updated_at = excluded.updated_at`,
+		tenantID, shellFlag(st.RecordInput), ms(st.UpdatedAt))
+	if err != nil {
+		return ShellSettings{}, err
+	}
+	return st, nil
+}
+
+func shellFlag(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
