@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/exo-in-go/exo/pkg/platform/agentkube"
 	"github.com/exo-in-go/exo/pkg/platform/api"
 	"github.com/exo-in-go/exo/pkg/platform/config"
 	"github.com/exo-in-go/exo/pkg/platform/mail"
@@ -30,6 +31,10 @@ func main() {
 
 func run() error {
 	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	tunnelOpts, err := agentkube.OptionsFromEnv(os.Getenv)
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
@@ -61,6 +66,10 @@ func run() error {
 
 	srv, err := api.New(api.Options{Config: cfg, Store: st, Mailer: mail.New(cfg.SMTP, log), Logger: log})
 	if err != nil {
+		return err
+	}
+	// The operator tunnel (/api/agentkube/connect) and its dashboard routes.
+	if _, err := agentkube.Mount(srv, tunnelOpts); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))

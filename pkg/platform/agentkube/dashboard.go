@@ -1,0 +1,298 @@
+package agentkube
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/exo-in-go/exo/pkg/platform/api"
+	"github.com/exo-in-go/exo/pkg/platform/perm"
+	"github.com/exo-in-go/exo/pkg/platform/store"
+	"github.com/exo-in-go/exo/pkg/tunnel"
+)
+
+const (
+	defaultInvokeTimeout = 5 * time.Minute
+	maxInvokeTimeout     = time.Hour
+	maxRequestBody       = 512 << 10
+)
+
+func (h *Hub) routes() {
+	h.srv.Handle("GET /api/v1/deployments/{id}/cluster", h.authed(perm.DeploymentsRead, h.getCluster))
+	h.srv.Handle("GET /api/v1/deployments/{id}/agents", h.authed(perm.AgentsRead, h.listAgents))
+	h.srv.Handle("POST /api/v1/deployments/{id}/agents/{ns}/{name}/invoke", h.authed(perm.AgentsInvoke, h.invoke))
+	h.srv.Handle("POST /api/v1/deployments/{id}/agents/{ns}/{name}/ensure-pod", h.authed(perm.AgentsInvoke, h.ensurePod))
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p *api.Principal, d store.Deployment)
+
+// authed authenticates like the dashboard API, checks permission and
+// resolves {id} within the caller's tenant: another tenant's deployment is
+// a 404, exactly like a missing one.
+func (h *Hub) authed(permission string, next handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, status, msg := h.srv.Authenticate(r)
+		if p == nil {
+			code := map[int]string{http.StatusUnauthorized: "unauthorized", http.StatusForbidden: "forbidden"}[status]
+			if code == "" {
+				code = "internal"
+			}
+			if status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="exo"`)
+			}
+			writeError(w, status, code, msg)
+			return
+		}
+		if !p.Can(permission) {
+			writeError(w, http.StatusForbidden, "forbidden", "missing permission "+permission)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		d, err := h.store.GetDeployment(ctx, p.TenantID, r.PathValue("id"))
+		cancel()
+		if errors.Is(err, store.ErrNotFound) {
+			writeError(w, http.StatusNotFound, "not_found", "deployment not found")
+			return
+		} else if err != nil {
+			h.log.ErrorContext(r.Context(), "load deployment", "err", err)
+			writeError(w, http.StatusInternalServerError, "internal", "internal server error")
+			return
+		}
+		next(w, r, p, d)
+	})
+}
+
+// ClusterView is the body of GET /api/v1/deployments/{id}/cluster.
+type ClusterView struct {
+	DeploymentID string          `json:"deployment_id"`
+	Status       string          `json:"status"`
+	Connected    bool            `json:"connected"`
+	ClusterID    string          `json:"cluster_id,omitempty"`
+	LastSeenAt   *time.Time      `json:"last_seen_at,omitempty"`
+	Synced       bool            `json:"synced"`
+	SyncedAt     *time.Time      `json:"synced_at,omitempty"`
+	UpdatedAt    *time.Time      `json:"updated_at,omitempty"`
+	Objects      []tunnel.Object `json:"objects"`
+}
+
+func (h *Hub) clusterView(d store.Deployment, kind string) ClusterView {
+	out := ClusterView{DeploymentID: d.ID, Status: d.Status, Objects: []tunnel.Object{}}
+	dep := h.lookup(d.ID)
+	if dep == nil {
+		return out
+	}
+	if st, ok := h.Status(d.ID); ok {
+		out.Status = st
+	}
+	h.mu.Lock()
+	active := dep.active
+	last := dep.lastSeen
+	h.mu.Unlock()
+	if active != nil {
+		out.Connected, last = true, active.lastSeenTime()
+	}
+	out.LastSeenAt = timePtr(last)
+	v := dep.view.read(kind)
+	out.ClusterID, out.Synced, out.Objects = v.ClusterID, v.Synced, v.Objects
+	out.SyncedAt, out.UpdatedAt = timePtr(v.SyncedAt), timePtr(v.UpdatedAt)
+	return out
+}
+
+func (h *Hub) getCluster(w http.ResponseWriter, r *http.Request, _ *api.Principal, d store.Deployment) {
+	writeJSON(w, http.StatusOK, h.clusterView(d, r.URL.Query().Get("kind")))
+}
+
+// AgentSummary is one item of GET /api/v1/deployments/{id}/agents.
+type AgentSummary struct {
+	Namespace string          `json:"namespace"`
+	Name      string          `json:"name"`
+	Phase     string          `json:"phase,omitempty"`
+	Runtime   string          `json:"runtime,omitempty"`
+	Ready     string          `json:"ready,omitempty"`
+	PodName   string          `json:"pod_name,omitempty"`
+	PodPhase  string          `json:"pod_phase,omitempty"`
+	Agent     json.RawMessage `json:"agent"`
+}
+
+func (h *Hub) listAgents(w http.ResponseWriter, r *http.Request, _ *api.Principal, d store.Deployment) {
+	v := h.clusterView(d, "")
+	pods := map[tunnel.ObjectKey]tunnel.Object{}
+	for _, o := range v.Objects {
+		if o.Kind == "Pod" {
+			pods[o.Key()] = o
+		}
+	}
+	items := []AgentSummary{}
+	for _, o := range v.Objects {
+		if o.Kind != "Agent" {
+			continue
+		}
+		var a struct {
+			Spec   struct{ Runtime string }
+			Status struct{ Phase, Ready, PodName string }
+		}
+		_ = json.Unmarshal(o.Object, &a)
+		s := AgentSummary{Namespace: o.Namespace, Name: o.Name, Phase: a.Status.Phase, Runtime: a.Spec.Runtime,
+			Ready: a.Status.Ready, PodName: a.Status.PodName, Agent: o.Object}
+		podName := s.PodName
+		if podName == "" {
+			podName = o.Name // an Agent runs as one pod named after it
+		}
+		if pod, ok := pods[tunnel.ObjectKey{Kind: "Pod", Namespace: o.Namespace, Name: podName}]; ok {
+			var p struct{ Status struct{ Phase string } }
+			_ = json.Unmarshal(pod.Object, &p)
+			s.PodName, s.PodPhase = podName, p.Status.Phase
+		}
+		items = append(items, s)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"deployment_id": d.ID, "status": v.Status, "connected": v.Connected, "synced": v.Synced, "items": items,
+	})
+}
+
+type invokeRequest struct {
+	Input          string   `json:"input"`
+	Args           []string `json:"args,omitempty"`
+	TimeoutSeconds int      `json:"timeout_seconds,omitempty"`
+}
+
+func (h *Hub) invoke(w http.ResponseWriter, r *http.Request, p *api.Principal, d store.Deployment) {
+	var req invokeRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	timeout, ok := requestTimeout(w, req.TimeoutSeconds)
+	if !ok {
+		return
+	}
+	ns, name := r.PathValue("ns"), r.PathValue("name")
+	res, err := h.InvokeAgent(r.Context(), d.ID, tunnel.InvokeAgent{
+		Namespace: ns, Name: name, Input: req.Input, Args: req.Args,
+		TimeoutSeconds: int(timeout / time.Second), RequestedBy: p.Email,
+	})
+	if !h.requestError(w, r, err, res.Error) {
+		return
+	}
+	h.audit(r, p, d, "agent.invoke", ns+"/"+name, map[string]any{"run_name": res.RunName, "phase": res.Phase})
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (h *Hub) ensurePod(w http.ResponseWriter, r *http.Request, p *api.Principal, d store.Deployment) {
+	var req struct {
+		TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+	}
+	if r.ContentLength != 0 && !decodeJSON(w, r, &req) {
+		return
+	}
+	timeout, ok := requestTimeout(w, req.TimeoutSeconds)
+	if !ok {
+		return
+	}
+	res, err := h.EnsurePod(r.Context(), d.ID, tunnel.EnsurePod{
+		Namespace: r.PathValue("ns"), Name: r.PathValue("name"), TimeoutSeconds: int(timeout / time.Second),
+	})
+	if !h.requestError(w, r, err, res.Error) {
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func requestTimeout(w http.ResponseWriter, seconds int) (time.Duration, bool) {
+	if seconds == 0 {
+		return defaultInvokeTimeout, true
+	}
+	t := time.Duration(seconds) * time.Second
+	if seconds < 0 || t > maxInvokeTimeout {
+		writeError(w, http.StatusBadRequest, "invalid_timeout", "timeout_seconds must be between 1 and 3600")
+		return 0, false
+	}
+	return t, true
+}
+
+// requestError maps a failed request to an answer; it reports whether the
+// request succeeded.
+func (h *Hub) requestError(w http.ResponseWriter, r *http.Request, err error, res *tunnel.Error) bool {
+	switch {
+	case errors.Is(err, ErrOperatorOffline):
+		writeError(w, http.StatusServiceUnavailable, "operator_offline", err.Error())
+	case errors.Is(err, ErrRequestTimeout):
+		writeError(w, http.StatusGatewayTimeout, "timeout", err.Error())
+	case err != nil:
+		h.log.ErrorContext(r.Context(), "operator request", "err", err)
+		writeError(w, http.StatusBadGateway, "operator_error", "the operator request failed")
+	case res != nil:
+		status := map[string]int{
+			tunnel.CodeNotFound: http.StatusNotFound, tunnel.CodeInvalid: http.StatusBadRequest,
+			tunnel.CodeTimeout: http.StatusGatewayTimeout, tunnel.CodeUnavailable: http.StatusServiceUnavailable,
+		}[res.Code]
+		if status == 0 {
+			status = http.StatusBadGateway
+		}
+		writeError(w, status, res.Code, res.Message)
+	default:
+		return true
+	}
+	return false
+}
+
+func (h *Hub) audit(r *http.Request, p *api.Principal, d store.Deployment, action, target string, detail map[string]any) {
+	detail["deployment_id"] = d.ID
+	b, _ := json.Marshal(detail)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	if err := h.store.AppendAudit(ctx, store.AuditEvent{
+		TenantID: p.TenantID, ActorID: p.UserID, ActorEmail: p.Email, Action: action,
+		TargetType: "agent", TargetID: target, Detail: string(b), RemoteAddr: remoteHost(r),
+	}); err != nil {
+		h.log.ErrorContext(r.Context(), "write audit event", "action", action, "err", err)
+	}
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	var b struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	b.Error.Code, b.Error.Message = code, message
+	writeJSON(w, status, b)
+}
+
+// decodeJSON reads one JSON object with no unknown fields, answering
+// the error itself.
+func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) bool {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
+		return false
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_json", "request body must be a JSON object: "+err.Error())
+		return false
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		writeError(w, http.StatusBadRequest, "invalid_json", "request body must contain a single JSON object")
+		return false
+	}
+	return true
+}
