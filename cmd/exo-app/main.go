@@ -18,6 +18,7 @@ import (
 	"github.com/exo-in-go/exo/pkg/platform/agentkube"
 	"github.com/exo-in-go/exo/pkg/platform/api"
 	"github.com/exo-in-go/exo/pkg/platform/config"
+	"github.com/exo-in-go/exo/pkg/platform/live"
 	"github.com/exo-in-go/exo/pkg/platform/mail"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 )
@@ -64,10 +65,15 @@ func run() error {
 	}
 	defer st.Close()
 
-	srv, err := api.New(api.Options{Config: cfg, Store: st, Mailer: mail.New(cfg.SMTP, log), Logger: log})
+	// Deployment changes written through the store (API, tunnel) are pushed
+	// to browsers on GET /api/v1/events.
+	events := live.NewHub(live.Options{})
+	defer events.Close()
+	srv, err := api.New(api.Options{Config: cfg, Store: live.PublishingStore(st, events), Mailer: mail.New(cfg.SMTP, log), Logger: log})
 	if err != nil {
 		return err
 	}
+	srv.Handle("GET /api/v1/events", live.Handler(live.HandlerOptions{Hub: events, Auth: srv, Draining: srv.Draining(), Logger: log}))
 	// The operator tunnel (/api/agentkube/connect) and its dashboard routes.
 	if _, err := agentkube.Mount(srv, tunnelOpts); err != nil {
 		return err
