@@ -41,7 +41,11 @@ func newEnv(t *testing.T, opts live.Options) *env {
 	}
 	t.Cleanup(func() { st.Close() })
 	hub := live.NewHub(opts)
-	srv, err := api.New(api.Options{Config: cfg, Store: live.PublishingStore(st, hub)})
+	wrapped := live.PublishingStore(st, hub)
+	if _, ok := wrapped.(store.ShellStore); !ok {
+		t.Fatal("the publishing store hides store.ShellStore")
+	}
+	srv, err := api.New(api.Options{Config: cfg, Store: wrapped})
 	if err != nil {
 		t.Fatal(err)
 	}

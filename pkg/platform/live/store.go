@@ -13,8 +13,22 @@ import (
 // tunnel — is published as a TypeDeployment event after it is committed.
 // Wiring it in front of api.New makes the deployments list live without the
 // tunnel or the handlers knowing about browsers.
+//
+// Packages discover optional store capabilities with type assertions on
+// api.Server.Store() (the shell asserts store.ShellStore), so the wrapper
+// keeps every optional interface the wrapped store implements.
 func PublishingStore(s store.Store, pub Publisher) store.Store {
-	return &publishingStore{Store: s, pub: pub}
+	p := &publishingStore{Store: s, pub: pub}
+	if sh, ok := s.(store.ShellStore); ok {
+		return &publishingShellStore{publishingStore: p, ShellStore: sh}
+	}
+	return p
+}
+
+// publishingShellStore is a publishingStore that keeps store.ShellStore.
+type publishingShellStore struct {
+	*publishingStore
+	store.ShellStore
 }
 
 type publishingStore struct {
