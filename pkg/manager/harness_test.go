@@ -321,3 +321,5 @@ func (k *fakeKubelet) resolve(ctx context.Context, e corev1.EnvVar) (string, err
 }
 
 func ptrBool(b bool) *bool { return &b }
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -52,6 +52,9 @@ const (
 // LabelScheduledTime is set on scheduled runs: the occurrence they are for.
 const LabelScheduledTime = "agentkube.io/scheduled-time"
 
+// maxWalk bounds how many missed occurrences one reconcile steps through.
+const maxWalk = 1000
+
 // DefaultStartingDeadline is how late a scheduled run may still start.
 const DefaultStartingDeadline = 5 * time.Minute
 
@@ -164,30 +167,35 @@ func (r *Reconciler) evaluate(ctx context.Context, ag *agentkubev1alpha1.Agent) 
 	if st.LastScheduleTime != nil {
 		last = st.LastScheduleTime.Time
 	}
-	// Only occurrences inside the deadline window can run, so there is no
-	// need to walk a long downtime occurrence by occurrence.
+	// Walk the occurrences since then: the latest one inside the deadline
+	// window is due; older ones are missed. After a long downtime the walk is
+	// cut short by jumping to the window (for "@every" schedules, which count
+	// from the previous occurrence, that re-anchors them).
 	earliest := now.Add(-r.StartingDeadline)
-	missedBefore := false
-	if last.Before(earliest) {
-		if next := sched.Next(last); !next.After(earliest) {
-			missedBefore = true
+	var due, lastMissed time.Time
+	for n, t := 0, sched.Next(last); !t.After(now); n++ {
+		if t.Before(earliest) {
+			lastMissed = t
+			if n >= maxWalk {
+				t = sched.Next(earliest.Add(-time.Second))
+				continue
+			}
+		} else {
+			due = t
 		}
-		last = earliest
-	}
-	var due time.Time
-	for t := sched.Next(last); !t.After(now); t = sched.Next(t) {
-		due = t
+		t = sched.Next(t)
 	}
 	next := sched.Next(now)
 	st.NextScheduleTime = ptrTime(next)
 	r.wakeups.At(key, next.Sub(now))
 
-	if missedBefore && due.IsZero() {
+	if !lastMissed.IsZero() && due.IsZero() {
 		metrics.ScheduledRuns.WithLabelValues("missed").Inc()
 		r.Recorder.Eventf(ag, nil, corev1.EventTypeWarning, ReasonMissed, "Schedule",
-			"Occurrences older than the starting deadline (%s) were skipped, not replayed", r.StartingDeadline)
+			"Occurrences up to %s were more than the starting deadline (%s) late and were skipped, not replayed",
+			lastMissed.UTC().Format(time.RFC3339), r.StartingDeadline)
 		// Remember that they were accounted for.
-		st.LastScheduleTime = ptrTime(earliest)
+		st.LastScheduleTime = ptrTime(lastMissed)
 	}
 	if due.IsZero() {
 		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionScheduled, metav1.ConditionTrue, ReasonArmed,
