@@ -43,6 +43,14 @@ export function fmtTime(v) {
   return d.toLocaleString(undefined, { year: "numeric", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
+// fmtShort is a compact date and time for table cells; fmtTime is in the title.
+export function fmtShort(v) {
+  if (!v) return "—";
+  const d = new Date(v);
+  if (Number.isNaN(d.getTime())) return "—";
+  return d.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hour12: false });
+}
+
 // ago renders a relative time that the caller refreshes; the absolute time
 // goes in the title and datetime so it stays available to assistive tech.
 export function timeEl(v) {
@@ -52,6 +60,12 @@ export function timeEl(v) {
 
 export function ago(v) {
   const s = Math.round((Date.now() - new Date(v).getTime()) / 1000);
+  if (s < -60) {
+    const f = -s;
+    if (f < 3600) return `in ${Math.round(f / 60)}m`;
+    if (f < 86400) return `in ${Math.round(f / 3600)}h`;
+    return `in ${Math.round(f / 86400)}d`;
+  }
   if (s < 5) return "just now";
   if (s < 60) return `${s}s ago`;
   if (s < 3600) return `${Math.floor(s / 60)}m ago`;

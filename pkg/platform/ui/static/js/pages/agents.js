@@ -156,14 +156,10 @@ export function detail(ctx) {
         h("dt", null, "Last run"), h("dd", null, st.lastRun || "—"),
         h("dt", null, "Schedule"), h("dd", null, sp.schedule || "—")),
       h("h3", null, "Conditions"),
-      (st.conditions || []).length ? h("div", { class: "table-wrap" }, h("table", { class: "stack" },
-        h("thead", null, h("tr", null, ["Type", "Status", "Reason", "Message", "Changed"].map((c) => h("th", { scope: "col" }, c)))),
-        h("tbody", null, st.conditions.map((c) => h("tr", null,
-          h("td", { "data-label": "Type" }, c.type),
-          h("td", { "data-label": "Status" }, statusBadge(c.status)),
-          h("td", { "data-label": "Reason" }, c.reason || "—"),
-          h("td", { "data-label": "Message", class: "wrap" }, c.message || "—"),
-          h("td", { "data-label": "Changed" }, timeEl(c.lastTransitionTime))))))) : h("p", { class: "muted" }, "No conditions reported."));
+      (st.conditions || []).length ? h("ul", { class: "plain conditions" }, st.conditions.map((c) => h("li", null,
+        h("div", { class: "cond-head" }, h("strong", null, c.type), statusBadge(c.status), timeEl(c.lastTransitionTime)),
+        c.reason ? h("div", null, h("code", null, c.reason)) : null,
+        c.message ? h("div", { class: "muted" }, c.message) : null))) : h("p", { class: "muted" }, "No conditions reported."));
   }
 
   function renderRuns(runs) {

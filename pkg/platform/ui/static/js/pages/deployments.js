@@ -4,7 +4,7 @@
 // prefix and issue time only.
 
 import { get, post, del, enc } from "../api.js";
-import { h, replace, statusBadge, timeEl, fmtTime, copyButton, field, errorBox, showError, announce } from "../dom.js";
+import { h, replace, statusBadge, timeEl, fmtTime, fmtShort, copyButton, field, errorBox, showError, announce } from "../dom.js";
 
 const COLS = ["Name", "Status", "Last heartbeat", "Token", "Created", ""];
 
@@ -64,7 +64,7 @@ export function list(ctx) {
       h("td", { "data-label": "Status", class: "status-cell" }, statusBadge(d.status)),
       h("td", { "data-label": "Last heartbeat", class: "heartbeat-cell tnum" }, timeEl(d.last_heartbeat_at)),
       h("td", { "data-label": "Token", class: "tnum" }, h("code", null, `${d.token_prefix}…`), h("span", { class: "muted" }, " · ", h("time", { datetime: d.token_issued_at, title: fmtTime(d.token_issued_at) }, new Date(d.token_issued_at).toLocaleDateString()))),
-      h("td", { "data-label": "Created", class: "tnum" }, fmtTime(d.created_at)),
+      h("td", { "data-label": "Created", class: "tnum" }, h("time", { datetime: d.created_at, title: fmtTime(d.created_at) }, fmtShort(d.created_at))),
       h("td", { "data-label": "Actions" }, actions));
   }
 

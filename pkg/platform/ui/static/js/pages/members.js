@@ -17,6 +17,8 @@ export function list(ctx) {
     errEl, membersBox, h("div", { class: "grid2" }, invitesBox, h("div", null, rolesBox, ssoBox)));
 
   let roles = [];
+  // Outside the re-rendered boxes so the result of an invitation stays visible.
+  const inviteOut = h("p", { role: "status", id: "invite-result" });
 
   async function load() {
     try {
@@ -67,7 +69,7 @@ export function list(ctx) {
       h("div", { class: "field" }, h("label", { for: "invite-role" }, "Role"),
         h("select", { id: "invite-role", name: "role_id" }, roles.map((r) => h("option", { value: r.id, selected: r.name === "member" }, r.name)))),
       h("button", { type: "submit", class: "btn primary" }, "Send invitation"));
-    const out = h("p", { role: "status" });
+    const out = inviteOut;
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       const fd = new FormData(form);

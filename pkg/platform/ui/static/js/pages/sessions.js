@@ -1,10 +1,11 @@
-// Sessions: browser-shell recordings. The shell issue adds GET
-// /api/v1/sessions; until an exo-app serves it this page says so.
+// Sessions: browser-shell recordings (GET /api/v1/sessions, served when the
+// shell is mounted; without it the page says that nothing is recorded).
+// Recordings download with the Authorization header through a blob URL.
 
 import { get, authHeaders, enc } from "../api.js";
 import { h, replace, timeEl, errorBox, showError } from "../dom.js";
 
-const COLS = ["Agent", "User", "Started", "Duration", ""];
+const COLS = ["Agent", "User", "Started", "Duration", "Exit", ""];
 
 export function list(ctx) {
   const errEl = errorBox("sessions-error");
@@ -20,11 +21,12 @@ export function list(ctx) {
       replace(body, items.length ? h("div", { class: "table-wrap" }, h("table", { class: "stack" },
         h("thead", null, h("tr", null, COLS.map((c) => h("th", { scope: "col" }, c || h("span", { class: "sr-only" }, "Actions"))))),
         h("tbody", null, items.map((s) => h("tr", null,
-          h("td", { "data-label": "Agent" }, [s.namespace, s.agent || s.agent_name].filter(Boolean).join("/") || "—"),
-          h("td", { "data-label": "User" }, s.user_email || s.user || "—"),
-          h("td", { "data-label": "Started" }, timeEl(s.started_at || s.created_at)),
+          h("td", { "data-label": "Agent" }, [s.namespace, s.agent].filter(Boolean).join("/") || "—"),
+          h("td", { "data-label": "User" }, s.user_email || "—"),
+          h("td", { "data-label": "Started" }, timeEl(s.started_at)),
           h("td", { "data-label": "Duration", class: "tnum" }, duration(s)),
-          h("td", { "data-label": "Recording" }, h("button", { type: "button", class: "btn small", onclick: () => download(s) }, "Download cast"))))))))
+          h("td", { "data-label": "Exit", class: "tnum" }, s.ended_at ? (s.exit_code ?? s.end_reason ?? "—") : "live"),
+          h("td", { "data-label": "Recording" }, s.recording_bytes ? h("button", { type: "button", class: "btn small", onclick: () => download(s) }, "Download recording") : h("span", { class: "muted" }, "—")))))))
         : h("p", { class: "empty" }, "No sessions recorded yet."));
     } catch (e) {
       if (e.status === 404) {
@@ -48,7 +50,7 @@ function duration(s) {
 // download fetches the cast with the Authorization header (a plain link
 // could not carry it) and saves it through a blob URL.
 async function download(s) {
-  const res = await fetch(`/api/v1/sessions/${enc(s.id)}/cast`, { headers: authHeaders(), cache: "no-store" });
+  const res = await fetch(`/api/v1/sessions/${enc(s.id)}/recording`, { headers: authHeaders(), cache: "no-store" });
   if (!res.ok) return;
   const url = URL.createObjectURL(await res.blob());
   const a = h("a", { href: url, download: `${s.id}.cast` });
