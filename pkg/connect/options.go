@@ -1,0 +1,145 @@
+package connect
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/exo-in-go/exo/pkg/tunnel"
+)
+
+// DefaultBaseURL is the hosted platform.
+const DefaultBaseURL = "https://exo.adaptive.live"
+
+// DefaultPodSelector selects the pods the manager creates (the label every
+// manager-created object carries); only those are part of the cluster view.
+const DefaultPodSelector = "app.kubernetes.io/managed-by=agentkube-manager"
+
+// Options configure the connector. OptionsFromEnv reads the AGENTKUBE_*
+// variables; tests set fields directly. Zero durations take the defaults.
+type Options struct {
+	// Managed turns the connector on (AGENTKUBE_MANAGED).
+	Managed bool
+	// BaseURL is the platform's public URL (AGENTKUBE_BASE_URL); the tunnel
+	// is at <base>/api/agentkube/connect, wss:// for https.
+	BaseURL string
+	// Token is the deployment token (AGENTKUBE_AUTH_TOKEN, from Secret
+	// agentkube-auth key token). Never logged.
+	Token string
+	// ClusterID identifies this cluster to the platform (AGENTKUBE_CLUSTER_ID,
+	// default <POD_NAMESPACE>/<HOSTNAME>).
+	ClusterID string
+	// Version is reported in hello.
+	Version string
+
+	// HeartbeatInterval is the application heartbeat cadence
+	// (AGENTKUBE_HEARTBEAT_INTERVAL, default 10s); the platform may ask for
+	// a shorter one in welcome.
+	HeartbeatInterval time.Duration
+	// DeltaDelay coalesces changes: a change is sent at most this long
+	// after it reached the informer cache (default 100ms, at most 1s).
+	DeltaDelay time.Duration
+	// HandshakeTimeout bounds each handshake phase: dial + upgrade, then
+	// hello → welcome (default 10s).
+	HandshakeTimeout time.Duration
+	// PingInterval is the WebSocket ping cadence (default 20s).
+	PingInterval time.Duration
+	// Backoff between connection attempts: full jitter over an exponential
+	// ceiling from InitialBackoff (1s) to MaxBackoff (30s), reset after a
+	// connection lived StableAfter (60s).
+	InitialBackoff, MaxBackoff, StableAfter time.Duration
+	// MaxFrameBytes is the platform's frame limit; snapshots and deltas are
+	// chunked below it (default 1 MiB).
+	MaxFrameBytes int64
+	// PodSelector picks the pods of the view (default DefaultPodSelector).
+	PodSelector labels.Selector
+	// MaxConcurrentRequests bounds invoke_agent/ensure_pod handled at once
+	// (default 64); more are answered "unavailable".
+	MaxConcurrentRequests int
+
+	// Logger defaults to the manager's logger named "connect".
+	Logger logr.Logger
+}
+
+func (o Options) withDefaults() Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.HeartbeatInterval, 10*time.Second)
+	def(&o.DeltaDelay, 100*time.Millisecond)
+	o.DeltaDelay = min(o.DeltaDelay, time.Second)
+	def(&o.HandshakeTimeout, 10*time.Second)
+	def(&o.PingInterval, tunnel.DefaultPingInterval)
+	def(&o.InitialBackoff, time.Second)
+	def(&o.MaxBackoff, 30*time.Second)
+	def(&o.StableAfter, time.Minute)
+	if o.MaxFrameBytes <= 0 {
+		o.MaxFrameBytes = tunnel.DefaultReadLimit
+	}
+	if o.PodSelector == nil {
+		o.PodSelector = labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": "agentkube-manager"})
+	}
+	if o.MaxConcurrentRequests <= 0 {
+		o.MaxConcurrentRequests = 64
+	}
+	if o.BaseURL == "" {
+		o.BaseURL = DefaultBaseURL
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	if o.Token == "" {
+		return errors.New("AGENTKUBE_MANAGED=true requires AGENTKUBE_AUTH_TOKEN (Secret agentkube-auth, key token)")
+	}
+	if _, err := tunnel.ConnectURL(o.BaseURL); err != nil {
+		return fmt.Errorf("AGENTKUBE_BASE_URL: %w", err)
+	}
+	return nil
+}
+
+// OptionsFromEnv reads AGENTKUBE_MANAGED, AGENTKUBE_BASE_URL,
+// AGENTKUBE_AUTH_TOKEN, AGENTKUBE_CLUSTER_ID and AGENTKUBE_HEARTBEAT_INTERVAL.
+func OptionsFromEnv(getenv func(string) string) (Options, error) {
+	var o Options
+	if v := getenv("AGENTKUBE_MANAGED"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return o, fmt.Errorf("AGENTKUBE_MANAGED: must be true or false, got %q", v)
+		}
+		o.Managed = b
+	}
+	o.BaseURL = getenv("AGENTKUBE_BASE_URL")
+	o.Token = getenv("AGENTKUBE_AUTH_TOKEN")
+	o.ClusterID = getenv("AGENTKUBE_CLUSTER_ID")
+	if o.ClusterID == "" {
+		host := getenv("HOSTNAME")
+		if host == "" {
+			host, _ = os.Hostname()
+		}
+		o.ClusterID = host
+		if ns := getenv("POD_NAMESPACE"); ns != "" {
+			o.ClusterID = ns + "/" + host
+		}
+	}
+	if v := getenv("AGENTKUBE_HEARTBEAT_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return o, fmt.Errorf("AGENTKUBE_HEARTBEAT_INTERVAL: must be a positive duration, got %q", v)
+		}
+		o.HeartbeatInterval = d
+	}
+	if o.Managed {
+		if err := o.withDefaults().validate(); err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}
