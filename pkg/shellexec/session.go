@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/tools/remotecommand"
@@ -12,6 +13,10 @@ import (
 	"github.com/exo-in-go/exo/pkg/shellexec/protocol"
 	"github.com/exo-in-go/exo/pkg/tunnel"
 )
+
+// streamStartGrace bounds how long a cancelled shell waits for its exec
+// stream to show life before its context is cancelled anyway.
+const streamStartGrace = 3 * time.Second
 
 // session is one shell. Three goroutines take part: run (the exec stream),
 // recvLoop (frames from the platform) and client-go's own stdin copier,
@@ -70,9 +75,35 @@ func (s *session) exec(ctx context.Context, input <-chan []byte, sizes *sizeQueu
 		return protocol.Close{Error: &protocol.Error{Code: protocol.CodeUnavailable, Message: err.Error()}}
 	}
 	s.log.Info("Shell opened", "pod", t.pod.Name, "container", t.container, "requested_by", s.open.RequestedBy)
-	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{
-		Stdin:             &chanReader{ch: input, done: ctx.Done()},
-		Stdout:            &streamWriter{ctx: ctx, s: s.stream, grant: s.open.GrantID},
+
+	// The exec stream gets a context of its own that is cancelled only once
+	// the stream has delivered output (or after a grace period). client-go's
+	// WebSocket executor (v0.37) leaks its stream goroutines when its
+	// context ends between the handshake and the start of its read loop
+	// (readDemuxLoop returns on a failed SetReadDeadline without closing the
+	// stream pipes); any output proves the read loop is running.
+	streamCtx, stopStream := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStream()
+	firstOutput := make(chan struct{})
+	streamDone := make(chan struct{})
+	defer close(streamDone)
+	go func() {
+		select {
+		case <-ctx.Done():
+			grace := time.NewTimer(streamStartGrace)
+			defer grace.Stop()
+			select {
+			case <-firstOutput:
+			case <-grace.C:
+			case <-streamDone:
+			}
+			stopStream()
+		case <-streamDone:
+		}
+	}()
+	err = ex.StreamWithContext(streamCtx, remotecommand.StreamOptions{
+		Stdin:             &chanReader{ch: input, done: streamCtx.Done()},
+		Stdout:            &streamWriter{ctx: streamCtx, s: s.stream, first: firstOutput},
 		Tty:               true,
 		TerminalSizeQueue: sizes,
 	})
@@ -153,10 +184,15 @@ func (r *chanReader) Read(p []byte) (int, error) {
 type streamWriter struct {
 	ctx   context.Context
 	s     *tunnel.Stream
-	grant string
+	first chan struct{} // closed on the first write
+	wrote bool
 }
 
 func (w *streamWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.wrote = true
+		close(w.first)
+	}
 	written := 0
 	for len(p) > 0 {
 		n := min(len(p), protocol.MaxChunk)
