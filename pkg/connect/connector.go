@@ -182,9 +182,13 @@ func (c *Connector) session(ctx context.Context) (connected time.Time, err error
 	heartbeat := time.NewTicker(interval)
 	defer heartbeat.Stop()
 	var seq uint64
+	// Leading-edge coalescing: a change after a quiet period goes out at
+	// once; during a burst, deltas leave at most every DeltaDelay, each
+	// carrying the latest state of everything that changed meanwhile.
 	flush := time.NewTimer(0)
 	<-flush.C
 	flushArmed := false
+	var lastFlush time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -198,11 +202,11 @@ func (c *Connector) session(ctx context.Context) (connected time.Time, err error
 			}
 		case <-c.tracker.notify:
 			if !flushArmed {
-				flush.Reset(c.opts.DeltaDelay)
+				flush.Reset(max(0, c.opts.DeltaDelay-time.Since(lastFlush)))
 				flushArmed = true
 			}
 		case <-flush.C:
-			flushArmed = false
+			flushArmed, lastFlush = false, time.Now()
 			if err := c.sendDeltas(sctx, conn, gen); err != nil {
 				return connected, err
 			}

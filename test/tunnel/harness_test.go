@@ -278,7 +278,7 @@ func (p *platform) deployment(email string) (jwt, id, token string) {
 // startOperator runs the connector in its own manager against the test
 // cluster, with a cache shaped like agentkube-manager's (pods restricted to
 // the managed label).
-func startOperator(t testing.TB, baseURL, token string) {
+func startOperator(t testing.TB, baseURL, token string, tweak ...func(*connect.Options)) {
 	t.Helper()
 	managed := labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": "agentkube-manager"})
 	mgr, err := manager.New(cluster.Config, manager.Options{
@@ -290,12 +290,16 @@ func startOperator(t testing.TB, baseURL, token string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = connect.AddToManager(mgr, connect.Options{
+	opts := connect.Options{
 		Managed: true, BaseURL: baseURL, Token: token, ClusterID: "e2e", Version: "test",
 		HeartbeatInterval: 100 * time.Millisecond, DeltaDelay: 50 * time.Millisecond,
 		InitialBackoff: 20 * time.Millisecond, MaxBackoff: 300 * time.Millisecond,
 		HandshakeTimeout: 5 * time.Second,
-	})
+	}
+	for _, f := range tweak {
+		f(&opts)
+	}
+	err = connect.AddToManager(mgr, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
