@@ -92,7 +92,7 @@ func ParseState(data map[string][]byte, annotations map[string]string) *State {
 	}
 	if kp, err := ParseKeyPair(data[SecretKeyNextCACert], data[SecretKeyNextCAKey]); err == nil && keyMatches(kp) && kp.Cert.IsCA {
 		s.Next = kp
-		if t, err := time.Parse(time.RFC3339, annotations[AnnotationNextCATrustedSince]); err == nil {
+		if t, err := time.Parse(time.RFC3339Nano, annotations[AnnotationNextCATrustedSince]); err == nil {
 			s.NextTrustedSince = t
 		}
 	}

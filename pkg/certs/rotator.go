@@ -256,7 +256,7 @@ func (r *Rotator) writeSecret(ctx context.Context, secret *corev1.Secret, state 
 		updated.Data[k] = v
 	}
 	if state.Next != nil && !state.NextTrustedSince.IsZero() {
-		metav1.SetMetaDataAnnotation(&updated.ObjectMeta, AnnotationNextCATrustedSince, state.NextTrustedSince.UTC().Format(time.RFC3339))
+		metav1.SetMetaDataAnnotation(&updated.ObjectMeta, AnnotationNextCATrustedSince, state.NextTrustedSince.UTC().Format(time.RFC3339Nano))
 	} else {
 		delete(updated.Annotations, AnnotationNextCATrustedSince)
 	}

@@ -9,6 +9,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/exo-in-go/exo/pkg/webhook"
 )
@@ -31,6 +32,7 @@ func TestExecIntoManagedPods(t *testing.T) {
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}},
 			{APIGroups: []string{""}, Resources: []string{"pods/exec", "pods/attach"}, Verbs: []string{"create", "get"}},
+			{APIGroups: []string{""}, Resources: []string{"pods/ephemeralcontainers"}, Verbs: []string{"update", "patch"}},
 		},
 	}
 	if _, err := cluster.Kube.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
@@ -48,7 +50,7 @@ func TestExecIntoManagedPods(t *testing.T) {
 	if _, err := cluster.Kube.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	_, alice := cluster.User(t, "alice")
+	aliceConfig, alice := cluster.User(t, "alice")
 	_, oncall := cluster.User(t, "oncall", breakGlassGroup)
 
 	agentLabels := map[string]string{webhook.LabelManagedBy: webhook.ManagedByValue, webhook.LabelAgent: "reviewer"}
@@ -89,7 +91,9 @@ func TestExecIntoManagedPods(t *testing.T) {
 	}
 
 	t.Run("user into agent pod is refused and sent to agents/attach", func(t *testing.T) {
-		denied(t, exec(alice, "reviewer"), "agents/attach", "kubectl agent attach reviewer -n "+ns)
+		stderr := exec(alice, "reviewer")
+		denied(t, stderr, "agents/attach", "kubectl agent attach reviewer -n "+ns)
+		t.Log(strings.TrimSpace(stderr))
 	})
 	t.Run("user into bastion pod is refused", func(t *testing.T) {
 		denied(t, exec(alice, "orders-db-bastion"), `Tool "orders-db"`, "kubectl agent attach")
@@ -108,6 +112,37 @@ func TestExecIntoManagedPods(t *testing.T) {
 	})
 	t.Run("unrelated pod is unaffected", func(t *testing.T) {
 		admitted(t, exec(alice, "web"))
+	})
+	t.Run("user attach to agent pod is refused", func(t *testing.T) {
+		_, stderr, err := cluster.Kubectl(ctx, alice, "attach", "-n", ns, "reviewer", "-c", "main")
+		if err == nil {
+			t.Fatal("kubectl attach succeeded on a pod without a node")
+		}
+		denied(t, stderr, "attach to agent pod", "kubectl agent attach reviewer")
+	})
+	t.Run("user debug container in agent pod is refused, in unrelated pod admitted", func(t *testing.T) {
+		kube, err := kubernetes.NewForConfig(aliceConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		debug := func(name string) error {
+			pod, err := kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pod.Spec.EphemeralContainers = append(pod.Spec.EphemeralContainers, corev1.EphemeralContainer{
+				EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debugger", Image: "example.invalid/debug:1"},
+			})
+			_, err = kube.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, name, pod, metav1.UpdateOptions{})
+			return err
+		}
+		err = debug("reviewer")
+		if err == nil || !strings.Contains(err.Error(), denialMark) || !strings.Contains(err.Error(), "debug containers in agent pod") {
+			t.Fatalf("want the webhook's denial, got %v", err)
+		}
+		if err := debug("web"); err != nil {
+			t.Fatalf("debug container in an unrelated pod: %v", err)
+		}
 	})
 }
 
