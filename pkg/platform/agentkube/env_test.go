@@ -32,7 +32,7 @@ import (
 // env is a real exo-app (api.Server with the tunnel mounted) on a loopback
 // port over a real SQLite store.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	api    *api.Server
 	hub    *agentkube.Hub
@@ -40,7 +40,7 @@ type env struct {
 	status *statusLog
 }
 
-func newEnv(t *testing.T, vars map[string]string) *env {
+func newEnv(t testing.TB, vars map[string]string) *env {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -148,7 +148,7 @@ func (e *env) waitStatuses(dep string, want ...string) {
 	})
 }
 
-func eventually(t *testing.T, d time.Duration, cond func() error) {
+func eventually(t testing.TB, d time.Duration, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for delay := time.Millisecond; ; delay = min(delay*2, 50*time.Millisecond) {
@@ -231,7 +231,7 @@ func (e *env) createDeployment(u user, name string) (string, string) {
 // operator is a simulated agentkube operator: the real protocol over a
 // real WebSocket, driven by the test.
 type operator struct {
-	t       *testing.T
+	t       testing.TB
 	conn    *tunnel.Conn
 	in      chan tunnel.Frame
 	done    chan struct{}
@@ -327,6 +327,9 @@ func handshakeStatus(err error) int {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv("EXO_TUNNEL_BENCH_CHILD") == "1" {
+		runBenchClients()
+	}
 	code := m.Run()
 	if code == 0 {
 		if leaked := leakedGoroutines(10 * time.Second); leaked != "" {
