@@ -322,8 +322,8 @@ func TestAgentRunLifecycle(t *testing.T) {
 	}
 
 	// Success: output tail and exit code in status.
-	createRun(t, ns, "ok", "worker", "hello")
-	run := waitRun(t, ns, "ok")
+	createRun(t, ns, "r1-ok", "worker", "hello")
+	run := waitRun(t, ns, "r1-ok")
 	if run.Status.Phase != agentkubev1alpha1.AgentRunPhaseSucceeded || run.Status.OutputTail != "out:hello" ||
 		run.Status.ExitCode == nil || *run.Status.ExitCode != 0 || run.Status.StartTime == nil || run.Status.CompletionTime == nil {
 		t.Fatalf("run ok: %+v", run.Status)
@@ -333,23 +333,25 @@ func TestAgentRunLifecycle(t *testing.T) {
 	}
 
 	// Failure: exit code kept.
-	createRun(t, ns, "fails", "worker", "x", func(r *agentkubev1alpha1.AgentRun) { r.Spec.Args = []string{"3"} })
-	run = waitRun(t, ns, "fails")
+	createRun(t, ns, "r2-fails", "worker", "x", func(r *agentkubev1alpha1.AgentRun) { r.Spec.Args = []string{"3"} })
+	run = waitRun(t, ns, "r2-fails")
 	if run.Status.Phase != agentkubev1alpha1.AgentRunPhaseFailed || run.Status.ExitCode == nil || *run.Status.ExitCode != 3 || completeReason(run) != agentrun.ReasonRunFailed {
 		t.Fatalf("run fails: %+v", run.Status)
 	}
 
 	// Timeout: the run is killed and TimedOut.
-	createRun(t, ns, "slow", "worker", "x", func(r *agentkubev1alpha1.AgentRun) {
+	createRun(t, ns, "r3-slow", "worker", "x", func(r *agentkubev1alpha1.AgentRun) {
 		r.Spec.Args = []string{"sleep"}
 		r.Spec.Timeout = &metav1.Duration{Duration: 1e9}
 	})
-	run = waitRun(t, ns, "slow")
+	run = waitRun(t, ns, "r3-slow")
 	if run.Status.Phase != agentkubev1alpha1.AgentRunPhaseTimedOut || run.Status.OutputTail != "out:x" {
 		t.Fatalf("run slow: %+v", run.Status)
 	}
 
-	// History: runHistoryLimit 2 keeps the two newest finished runs.
+	// History: runHistoryLimit 2 keeps the two newest finished runs. Times
+	// in the API have one-second resolution; ties are broken by name, which
+	// is why the names here sort in creation order.
 	eventually(t, "history pruned", func() error {
 		runs, err := cluster.Agentkube.AgentkubeV1alpha1().AgentRuns(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
@@ -359,7 +361,7 @@ func TestAgentRunLifecycle(t *testing.T) {
 		for _, r := range runs.Items {
 			names = append(names, r.Name)
 		}
-		if len(names) != 2 || !contains(names, "fails") || !contains(names, "slow") {
+		if len(names) != 2 || !contains(names, "r2-fails") || !contains(names, "r3-slow") {
 			return fmt.Errorf("runs = %v", names)
 		}
 		return nil

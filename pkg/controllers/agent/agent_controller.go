@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -29,8 +31,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
-	"github.com/exo-in-go/exo/pkg/controllers/index"
 	"github.com/exo-in-go/exo/pkg/controllers/ctrlutil"
+	"github.com/exo-in-go/exo/pkg/controllers/index"
 	"github.com/exo-in-go/exo/pkg/runtimes"
 )
 
@@ -311,12 +313,7 @@ func (r *Reconciler) checkReferences(ctx context.Context, agent *agentkubev1alph
 }
 
 func sortedKeys(m map[string][]byte) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sortStrings(keys)
-	return keys
+	return slices.Sorted(maps.Keys(m))
 }
 
 // resolveTools returns the spec.tools that exist; a missing one is reported
@@ -483,11 +480,4 @@ func orDefault(s, d string) string {
 	return s
 }
 
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
+func containsString(list []string, s string) bool { return slices.Contains(list, s) }

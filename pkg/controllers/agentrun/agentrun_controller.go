@@ -36,8 +36,8 @@ import (
 	agentletclient "github.com/exo-in-go/exo/pkg/agentlet/client"
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
 	"github.com/exo-in-go/exo/pkg/controllers/agent"
-	"github.com/exo-in-go/exo/pkg/controllers/index"
 	"github.com/exo-in-go/exo/pkg/controllers/ctrlutil"
+	"github.com/exo-in-go/exo/pkg/controllers/index"
 	"github.com/exo-in-go/exo/pkg/metrics"
 )
 

@@ -30,8 +30,8 @@ import (
 
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
 	"github.com/exo-in-go/exo/pkg/controllers/agentrun"
-	"github.com/exo-in-go/exo/pkg/controllers/index"
 	"github.com/exo-in-go/exo/pkg/controllers/ctrlutil"
+	"github.com/exo-in-go/exo/pkg/controllers/index"
 	"github.com/exo-in-go/exo/pkg/metrics"
 )
 

@@ -34,8 +34,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
-	"github.com/exo-in-go/exo/pkg/controllers/index"
 	"github.com/exo-in-go/exo/pkg/controllers/ctrlutil"
+	"github.com/exo-in-go/exo/pkg/controllers/index"
 	"github.com/exo-in-go/exo/pkg/runtimes"
 )
 

@@ -1,5 +1,0 @@
-package agent
-
-import "sort"
-
-func sortStrings(s []string) { sort.Strings(s) }
