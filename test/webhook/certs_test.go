@@ -13,6 +13,8 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 
 	"github.com/exo-in-go/exo/pkg/certs"
@@ -215,4 +217,57 @@ func dialLeaf(t *testing.T, addr string) *x509.Certificate {
 	}
 	defer conn.Close()
 	return conn.ConnectionState().PeerCertificates[0]
+}
+
+// TestWatcherFeedsAPIServerServing plugs the Watcher into k8s.io/apiserver's dynamic
+// serving certificate controller, as the aggregated API server does
+// (SecureServingInfo.Cert), and checks that the controller serves the Watcher's
+// certificate and follows it when the rotator renews it.
+func TestWatcherFeedsAPIServerServing(t *testing.T) {
+	t.Parallel()
+	controller := dynamiccertificates.NewDynamicServingCertificateController(&tls.Config{MinVersion: tls.VersionTLS12}, nil, watcher, nil, nil)
+	watcher.AddListener(controller)
+	if err := controller.RunOnce(); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		controller.Run(1, stop)
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		<-done
+	})
+
+	served := func() *x509.Certificate {
+		cfg, err := controller.GetConfigForClient(&tls.ClientHelloInfo{ServerName: serviceDNSName})
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := x509.ParseCertificate(cfg.Certificates[0].Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return leaf
+	}
+	// The serving certificate lives 20 s and is renewed 8 s before expiry, so the
+	// controller must show the Watcher's certificate and then a renewed one.
+	ctx := testContext(t, time.Minute)
+	var first *x509.Certificate
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
+		first = served()
+		return first.Equal(watcher.Current()), nil
+	})
+	if err != nil {
+		t.Fatalf("the apiserver serving controller does not serve the Watcher's certificate: %v", err)
+	}
+	err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
+		cur := served()
+		return !cur.Equal(first) && cur.Equal(watcher.Current()), nil
+	})
+	if err != nil {
+		t.Fatalf("the apiserver serving controller did not follow the renewed certificate: %v", err)
+	}
 }
