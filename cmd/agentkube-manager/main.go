@@ -1,7 +1,9 @@
-// Command agentkube-manager runs the agentkube controllers: Agents into pods,
-// AgentRuns through the agentlet, schedules, Tools, MCP proxies, LLM gateways
-// and Claw hosts. Configuration comes from AGENTKUBE_* variables and flags
-// (flags win); see docs/manager.md.
+// Command agentkube-manager runs the agentkube runtime plane in one process: the
+// controllers (Agents into pods, AgentRuns through the agentlet, schedules, Tools, MCP
+// proxies, LLM gateways and Claw hosts), the admission webhook on :9443, the aggregated
+// API subresources.agentkube.io on :8082, the certificates both serve, and, in managed
+// mode, the tunnel to the platform. Configuration comes from AGENTKUBE_* variables and
+// flags (flags win); see docs/manager.md.
 package main
 
 import (
@@ -9,10 +11,17 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/exo-in-go/exo/pkg/certs"
+	apiserver "github.com/exo-in-go/exo/pkg/cmd/server"
+	"github.com/exo-in-go/exo/pkg/connect"
+	"github.com/exo-in-go/exo/pkg/controllers/agent"
 	"github.com/exo-in-go/exo/pkg/manager"
+	agentregistry "github.com/exo-in-go/exo/pkg/registry/agent"
+	"github.com/exo-in-go/exo/pkg/webhook"
 )
 
 func main() {
@@ -27,18 +36,32 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fs := flag.NewFlagSet("agentkube-manager", flag.ExitOnError)
-	opts.BindFlags(fs)
-	klog.InitFlags(fs)
-	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file; in-cluster configuration when empty (also KUBECONFIG)")
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	connectOpts, err := connect.OptionsFromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	var certOpts certs.Options
+	var webhookOpts webhook.Options
+	apiOpts := apiserver.NewOptions()
+
+	goFlags := flag.NewFlagSet("agentkube-manager", flag.ExitOnError)
+	opts.BindFlags(goFlags)
+	certOpts.AddFlags(goFlags)
+	webhookOpts.AddFlags(goFlags)
+	klog.InitFlags(goFlags)
+	// The aggregated API keeps the upstream generic apiserver flag names (pflag);
+	// --kubeconfig is its flag and configures the whole process.
+	flags := pflag.NewFlagSet("agentkube-manager", pflag.ExitOnError)
+	flags.AddGoFlagSet(goFlags)
+	apiOpts.AddFlags(flags)
+	if err := flags.Parse(os.Args[1:]); err != nil {
 		return err
 	}
 	logger := klog.NewKlogr()
 	ctrl.SetLogger(logger)
 
-	if *kubeconfig != "" {
-		if err := os.Setenv("KUBECONFIG", *kubeconfig); err != nil {
+	if apiOpts.Kubeconfig != "" {
+		if err := os.Setenv("KUBECONFIG", apiOpts.Kubeconfig); err != nil {
 			return err
 		}
 	}
@@ -50,9 +73,43 @@ func run() error {
 	if err != nil {
 		return err
 	}
+
+	// One certificate, from one Secret, serves the webhook and the aggregated API; the
+	// leader rotates it and injects the CA into both registrations.
+	certOpts.Namespace = opts.Namespace
+	certificates, err := certs.AddToManager(m, certOpts)
+	if err != nil {
+		return err
+	}
+	webhookOpts.Certificates = certificates
+	if _, err := webhook.AddToManager(m, webhookOpts); err != nil {
+		return err
+	}
+
+	apiOpts.ClientConfig = m.GetConfig()
+	apiOpts.ServingCert = certificates
+	apiOpts.Agents = agentregistry.FromClient(m.GetCache())
+	apiOpts.TokenSecretName = agent.TokenSecretName
+	aggregated, err := apiOpts.NewServer()
+	if err != nil {
+		return fmt.Errorf("aggregated API: %w", err)
+	}
+	if err := m.Add(aggregated); err != nil {
+		return err
+	}
+
+	if connectOpts.Managed {
+		connectOpts.Logger = logger.WithName("connect")
+		if err := connect.AddToManager(m, connectOpts); err != nil {
+			return err
+		}
+	}
+
 	logger.Info("Starting agentkube-manager",
 		"namespace", opts.Namespace, "leaderElection", opts.LeaderElection,
 		"metrics", addr(m.MetricsAddr), "probes", addr(m.ProbeAddr),
+		"webhookPort", webhookOpts.Port, "apiPort", apiOpts.SecureServing.BindPort,
+		"managed", connectOpts.Managed,
 		"kubeAPIQPS", opts.KubeAPIQPS, "kubeAPIBurst", opts.KubeAPIBurst,
 		"images", opts.Images.String())
 	// SIGTERM cancels the context: leadership is released at once so a
