@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"runtime"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/exo-in-go/exo/pkg/platform/auth"
 	"github.com/exo-in-go/exo/pkg/platform/store"
@@ -114,7 +117,15 @@ func runBenchClients() {
 		go func() {
 			defer all.Done()
 			sem <- struct{}{}
-			ws, err := tunnel.Dial(ctx, u, tok, nil, 30*time.Second)
+			// Like the operator: a busy platform (503) is retried with backoff.
+			var ws *websocket.Conn
+			var err error
+			for attempt := range 20 {
+				if ws, err = tunnel.Dial(ctx, u, tok, nil, 30*time.Second); err == nil {
+					break
+				}
+				time.Sleep(time.Duration(rand.Int64N(int64(100*time.Millisecond) << min(attempt, 5))))
+			}
 			<-sem
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "dial:", err)
