@@ -75,6 +75,7 @@ func run() error {
 	}
 	srv.Handle("GET /api/v1/events", live.Handler(live.HandlerOptions{Hub: events, Auth: srv, Draining: srv.Draining(), Logger: log}))
 	// The operator tunnel (/api/agentkube/connect) and its dashboard routes.
+	tunnelOpts.Events = events
 	if _, err := agentkube.Mount(srv, tunnelOpts); err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/exo-in-go/exo/pkg/platform/live"
+	"github.com/exo-in-go/exo/pkg/platform/perm"
 	"math"
 	"net"
 	"net/http"
@@ -231,6 +233,7 @@ func (s *session) onSnapshot(f tunnel.Frame) {
 	}
 	if s.dep.view.replace(s, s.snapObjs, s.clusterID, time.Now()) {
 		s.liveGen, s.live = snap.Generation, true
+		s.publishClusterChange(live.ClusterChange{Resync: true})
 	}
 	s.snapObjs = nil
 }
@@ -244,9 +247,35 @@ func (s *session) onDelta(f tunnel.Frame) {
 	if !s.live || d.Generation != s.liveGen {
 		return // a delta of a snapshot we never completed: the next snapshot covers it
 	}
-	if _, fits := s.dep.view.apply(s, d.Changes, s.hub.opts.MaxObjects, time.Now()); !fits {
+	owned, fits := s.dep.view.apply(s, d.Changes, s.hub.opts.MaxObjects, time.Now())
+	if !fits {
 		s.conn.Close(tunnel.ClosePolicyViolation, "view exceeds the object limit")
+		return
 	}
+	if owned && len(d.Changes) > 0 {
+		kinds := map[string]bool{}
+		var change live.ClusterChange
+		for _, c := range d.Changes {
+			if !kinds[c.Object.Kind] {
+				kinds[c.Object.Kind] = true
+				change.Kinds = append(change.Kinds, c.Object.Kind)
+			}
+		}
+		s.publishClusterChange(change)
+	}
+}
+
+// publishClusterChange tells browsers of the deployment's tenant that its view
+// changed; Publish never blocks, so a slow browser cannot stall the tunnel.
+func (s *session) publishClusterChange(change live.ClusterChange) {
+	if s.hub.opts.Events == nil {
+		return
+	}
+	change.DeploymentID = s.dep.id
+	s.hub.opts.Events.Publish(live.Event{
+		TenantID: s.dep.tenantID, DeploymentID: s.dep.id,
+		Type: live.TypeCluster, Permission: perm.AgentsRead, Data: change,
+	})
 }
 
 // disconnected releases the deployment if s still holds it (compare and

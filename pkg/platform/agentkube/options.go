@@ -3,6 +3,7 @@ package agentkube
 import (
 	"errors"
 	"fmt"
+	"github.com/exo-in-go/exo/pkg/platform/live"
 	"strconv"
 	"time"
 
@@ -39,6 +40,9 @@ type Options struct {
 	// MaxObjects bounds one deployment's view so a faulty operator cannot
 	// exhaust exo-app's memory (EXO_TUNNEL_MAX_OBJECTS, default 100000).
 	MaxObjects int
+	// Events, when set, is told each time a deployment's cluster view changes,
+	// so browsers showing it refetch without polling (live.TypeCluster).
+	Events live.Publisher
 }
 
 func (o Options) withDefaults() Options {
