@@ -69,7 +69,7 @@ func openPlatformShell(b *testing.B) benchShell {
 }
 
 func (s *platformShell) write(p []byte) error { return s.ws.WriteMessage(websocket.BinaryMessage, p) }
-func (s *platformShell) out() <-chan []byte    { return s.ch }
+func (s *platformShell) out() <-chan []byte   { return s.ch }
 func (s *platformShell) close() {
 	_ = s.ws.Close()
 	for range s.ch {
@@ -123,7 +123,7 @@ func (c chanWriter) Write(p []byte) (int, error) {
 }
 
 func (s *directShell) write(p []byte) error { _, err := s.stdin.Write(p); return err }
-func (s *directShell) out() <-chan []byte    { return s.ch }
+func (s *directShell) out() <-chan []byte   { return s.ch }
 func (s *directShell) close() {
 	_, _ = s.stdin.Write([]byte("exit\r"))
 	time.AfterFunc(2*time.Second, s.cancel)
