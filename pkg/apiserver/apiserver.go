@@ -6,6 +6,7 @@ package apiserver
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -17,6 +18,9 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericfilters "k8s.io/apiserver/pkg/server/filters"
+	openapicommon "k8s.io/kube-openapi/pkg/common"
+	openapiutil "k8s.io/kube-openapi/pkg/util"
+	"k8s.io/kube-openapi/pkg/validation/spec"
 
 	"github.com/exo-in-go/exo/pkg/apis/subresources"
 	"github.com/exo-in-go/exo/pkg/apis/subresources/install"
@@ -65,8 +69,30 @@ func ApplyDefaults(c *genericapiserver.RecommendedConfig) {
 	namer := openapi.NewDefinitionNamer(Scheme)
 	c.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(generatedopenapi.GetOpenAPIDefinitions, namer)
 	c.OpenAPIConfig.Info.Title = "agentkube subresources"
+	c.OpenAPIConfig.GetDefinitionName = definitionName(namer)
 	c.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(generatedopenapi.GetOpenAPIDefinitions, namer)
 	c.OpenAPIV3Config.Info.Title = "agentkube subresources"
+	c.OpenAPIV3Config.GetDefinitionName = definitionName(namer)
+	// The v3 defaults resolve references eagerly; resolve them again with our names.
+	c.OpenAPIV3Config.Definitions = generatedopenapi.GetOpenAPIDefinitions(func(name string) spec.Ref {
+		defName, _ := c.OpenAPIV3Config.GetDefinitionName(name)
+		return spec.MustCreateRef("#/components/schemas/" + openapicommon.EscapeJsonPointer(defName))
+	})
+}
+
+// definitionName names OpenAPI definitions the way the scheme does. The generated
+// definitions key our types by Go package path (github.com/exo-in-go/...), while the meta
+// types come keyed by their REST-friendly model names (io.k8s.apimachinery...), which is
+// also how the scheme names every type; without converting ours, their definitions lose
+// x-kubernetes-group-version-kind, and kubectl explain and server-side field management
+// cannot find them.
+func definitionName(namer *openapi.DefinitionNamer) func(string) (string, spec.Extensions) {
+	return func(name string) (string, spec.Extensions) {
+		if strings.Contains(name, "/") {
+			name = openapiutil.ToRESTFriendlyName(name)
+		}
+		return namer.GetDefinitionName(name)
+	}
 }
 
 // ExtraConfig is what this server needs besides the generic configuration.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -110,7 +111,9 @@ func (r *AttachREST) Connect(ctx context.Context, name string, options runtime.O
 		release()
 		return nil, apierrors.NewInternalError(fmt.Errorf("agentlet base URL %q: %w", baseURL, err))
 	}
-	location = location.JoinPath(agentletapi.PathAttach)
+	// path.Join, not URL.JoinPath: the latter leaves "v1/attach" without its leading slash
+	// for a base URL without a path, and the request line would be malformed.
+	location.Path = path.Join("/", location.Path, agentletapi.PathAttach)
 
 	handler := &proxy.UpgradeAwareHandler{
 		Location:  location,
