@@ -21,6 +21,7 @@ import (
 	"github.com/exo-in-go/exo/pkg/controllers/agent"
 	"github.com/exo-in-go/exo/pkg/manager"
 	agentregistry "github.com/exo-in-go/exo/pkg/registry/agent"
+	"github.com/exo-in-go/exo/pkg/shellexec"
 	"github.com/exo-in-go/exo/pkg/webhook"
 )
 
@@ -100,6 +101,11 @@ func run() error {
 
 	if connectOpts.Managed {
 		connectOpts.Logger = logger.WithName("connect")
+		shells, err := shellexec.New(shellexec.Options{Config: m.GetConfig(), Log: logger.WithName("shell")})
+		if err != nil {
+			return fmt.Errorf("shells: %w", err)
+		}
+		connectOpts.Shells = shells
 		if err := connect.AddToManager(m, connectOpts); err != nil {
 			return err
 		}

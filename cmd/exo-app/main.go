@@ -20,6 +20,7 @@ import (
 	"github.com/exo-in-go/exo/pkg/platform/config"
 	"github.com/exo-in-go/exo/pkg/platform/live"
 	"github.com/exo-in-go/exo/pkg/platform/mail"
+	"github.com/exo-in-go/exo/pkg/platform/shell"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 )
 
@@ -76,8 +77,21 @@ func run() error {
 	srv.Handle("GET /api/v1/events", live.Handler(live.HandlerOptions{Hub: events, Auth: srv, Draining: srv.Draining(), Logger: log}))
 	// The operator tunnel (/api/agentkube/connect) and its dashboard routes.
 	tunnelOpts.Events = events
-	if _, err := agentkube.Mount(srv, tunnelOpts); err != nil {
+	tunnels, err := agentkube.Mount(srv, tunnelOpts)
+	if err != nil {
 		return err
+	}
+	if _, err := shell.Mount(srv, shell.Options{
+		CastDir: cfg.CastStorageDir,
+		BaseURL: cfg.BaseURL,
+		Tunnels: shell.TunnelsFunc(func(id string) (shell.Conn, bool) {
+			if c, ok := tunnels.Conn(id); ok {
+				return c, true
+			}
+			return nil, false
+		}),
+	}); err != nil {
+		return fmt.Errorf("shell: %w", err)
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
 	if err != nil {

@@ -149,6 +149,10 @@ func (c *Connector) session(ctx context.Context) (connected time.Time, err error
 			err = e
 		}
 		requests.Wait()
+		if c.opts.Shells != nil {
+			// Every shell of this connection ends with it; wait so none outlives it.
+			c.opts.Shells.Wait()
+		}
 	}()
 
 	if err := conn.Send(sctx, tunnel.TypeHello, "hello", tunnel.Hello{ClusterID: c.opts.ClusterID, OperatorVersion: c.opts.Version}); err != nil {
@@ -236,6 +240,10 @@ func (c *Connector) handle(ctx context.Context, conn *tunnel.Conn, f tunnel.Fram
 			defer func() { <-sem }()
 			c.serveRequest(ctx, conn, f)
 		}()
+	case tunnel.TypeShellOpen, tunnel.TypeShellClose:
+		if c.opts.Shells != nil {
+			c.opts.Shells.Handle(ctx, conn, f)
+		}
 	default:
 		// Unknown frame types are ignored: the platform may be newer.
 	}

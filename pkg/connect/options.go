@@ -3,6 +3,7 @@ package connect
 import (
 	"errors"
 	"fmt"
+	"github.com/exo-in-go/exo/pkg/shellexec"
 	"os"
 	"strconv"
 	"time"
@@ -64,6 +65,10 @@ type Options struct {
 
 	// Logger defaults to the manager's logger named "connect".
 	Logger logr.Logger
+
+	// Shells serves the platform's browser shells (shell_open, shell_close)
+	// with pods/exec; shell frames are ignored when nil.
+	Shells *shellexec.Executor
 }
 
 func (o Options) withDefaults() Options {

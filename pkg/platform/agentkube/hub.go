@@ -99,6 +99,18 @@ func (h *Hub) deployment(d store.Deployment) *deployment {
 	return dep
 }
 
+// Conn returns the active operator connection of a deployment, or false when its
+// operator is not connected to this exo-app. Browser shells open their streams on it.
+func (h *Hub) Conn(deploymentID string) (*tunnel.Conn, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d := h.deployments[deploymentID]
+	if d == nil || d.active == nil {
+		return nil, false
+	}
+	return d.active.conn, true
+}
+
 func (h *Hub) lookup(id string) *deployment {
 	h.mu.Lock()
 	defer h.mu.Unlock()

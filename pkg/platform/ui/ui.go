@@ -26,7 +26,7 @@ var static embed.FS
 // connections: no inline script, no eval, no third-party origin. The UI
 // builds the DOM with createElement/textContent, so API data can never
 // become markup.
-const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
+const contentSecurityPolicy = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; " +
 	"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 type asset struct {
