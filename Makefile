@@ -16,10 +16,11 @@ help: ## List the targets
 build: ## Build every binary into _output/bin
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-kube-binaries: ## Build kube-apiserver, etcd and kubectl into the cache (once)
+kube-binaries: ## Build kube-apiserver, etcd, kubectl and helm into the cache (once)
 	@hack/build-kube-binaries.sh >/dev/null
+	@hack/build-helm.sh >/dev/null
 
-run: kube-binaries ## Run the system locally (Ctrl-C stops everything)
+run: kube-binaries build ## Run the system locally (Ctrl-C stops everything)
 	$(GO) build -o $(BIN)/local-up ./hack/local-up
 	@exec $(BIN)/local-up
 
@@ -29,10 +30,12 @@ test: kube-binaries ## Run all tests (needs PostgreSQL on 127.0.0.1:5432)
 bench: kube-binaries ## Run the benchmarks and print their figures
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime 1x $(TEST_FLAGS) ./...
 
-verify: ## Check generated code, formatting and vet
+verify: ## Check generated code, chart copies, formatting and vet
 	hack/verify-codegen.sh
+	hack/update-manifests.sh --verify
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
-codegen: ## Regenerate clients, deepcopy, OpenAPI and CRDs
+codegen: ## Regenerate clients, deepcopy, OpenAPI, CRDs and the charts' copies of artifacts
 	hack/update-codegen.sh
+	hack/update-manifests.sh
