@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"fmt"
+	"k8s.io/client-go/util/retry"
 	"strings"
 	"testing"
 
@@ -140,11 +141,7 @@ func TestAgentPod(t *testing.T) {
 	})
 
 	// A changed spec rolls the pod.
-	ag = getAgent(t, ns, "coder")
-	ag.Spec.Model.Name = "claude-sonnet-4-5"
-	if _, err := cluster.Agentkube.AgentkubeV1alpha1().Agents(ns).Update(ctx, ag, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	updateAgent(t, ns, "coder", func(a *agentkubev1alpha1.Agent) { a.Spec.Model.Name = "claude-sonnet-4-5" })
 	eventually(t, "pod replaced", func() error {
 		p, err := getPod(t, ns, "coder")
 		if err != nil {
@@ -160,11 +157,7 @@ func TestAgentPod(t *testing.T) {
 	})
 
 	// Paused: phase Paused.
-	ag = getAgent(t, ns, "coder")
-	ag.Spec.Paused = true
-	if _, err := cluster.Agentkube.AgentkubeV1alpha1().Agents(ns).Update(ctx, ag, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	updateAgent(t, ns, "coder", func(a *agentkubev1alpha1.Agent) { a.Spec.Paused = true })
 	eventually(t, "paused", func() error {
 		if p := getAgent(t, ns, "coder").Status.Phase; p != agentkubev1alpha1.AgentPhasePaused {
 			return fmt.Errorf("phase %s", p)
@@ -368,11 +361,7 @@ func TestAgentRunLifecycle(t *testing.T) {
 	})
 
 	// Paused: runs fail with AgentPaused and never reach the agentlet.
-	ag := getAgent(t, ns, "worker")
-	ag.Spec.Paused = true
-	if _, err := cluster.Agentkube.AgentkubeV1alpha1().Agents(ns).Update(ctx, ag, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	updateAgent(t, ns, "worker", func(a *agentkubev1alpha1.Agent) { a.Spec.Paused = true })
 	waitAgentPhase(t, ns, "worker", agentkubev1alpha1.AgentPhasePaused)
 	createRun(t, ns, "while-paused", "worker", "x")
 	run = waitRun(t, ns, "while-paused")
@@ -394,4 +383,19 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// updateAgent changes an Agent's spec, retrying when the controller's status
+// writes make the read version stale.
+func updateAgent(t *testing.T, ns, name string, mutate func(*agentkubev1alpha1.Agent)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		ag := getAgent(t, ns, name)
+		mutate(ag)
+		_, err := cluster.Agentkube.AgentkubeV1alpha1().Agents(ns).Update(context.Background(), ag, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("updating Agent %s/%s: %v", ns, name, err)
+	}
 }

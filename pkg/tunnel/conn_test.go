@@ -288,11 +288,13 @@ func TestStreamReset(t *testing.T) {
 
 // Pings keep an idle connection alive past the read deadline.
 func TestPingsKeepIdleConnectionAlive(t *testing.T) {
-	opts := Options{PingInterval: 20 * time.Millisecond}
+	// Generous enough that a loaded machine's scheduling delays never look like a
+	// dead peer, short enough to cover several read deadlines in a second or two.
+	opts := Options{PingInterval: 200 * time.Millisecond}
 	p := newPair(t, opts, nil)
 	client, in := p.clientConn(t, opts)
-	// Idle for many read-deadline periods (2.5 × PingInterval each).
-	idle := time.NewTimer(20 * opts.PingInterval)
+	// Idle for several read-deadline periods (2.5 × PingInterval each).
+	idle := time.NewTimer(8 * opts.PingInterval)
 	select {
 	case <-idle.C:
 	case err := <-p.serverDone:
