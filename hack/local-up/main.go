@@ -1,10 +1,14 @@
-// Command local-up runs the system locally from the cached Kubernetes binaries, for
-// `make run`: etcd and kube-apiserver with aggregation configured, the agentkube CRDs
-// and a sample Agent. It prints how to reach it and stops everything on Ctrl-C.
+// Command local-up runs the whole system locally from the cached Kubernetes binaries,
+// for `make run`: etcd and kube-apiserver with aggregation, localnode, the platform
+// (exo-app on SQLite, seeded with a tenant, an administrator and a deployment), and
+// agentkube-manager in managed mode with that deployment's token, plus a sample Agent.
+// It prints how to reach everything and stops all of it on Ctrl-C.
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -24,27 +28,40 @@ func main() {
 }
 
 func run() error {
+	root := framework.RepoRoot()
+	bin := flag.String("bin", filepath.Join(root, "_output", "bin"), "folder with the built exo-app, agentkube-manager, agentlet and kubectl-agent")
+	dir := flag.String("dir", filepath.Join(root, "_output", "local-up"), "folder for the run's state and logs (emptied at start)")
+	port := flag.Int("port", 9092, "port of exo-app")
+	flag.Parse()
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	root := framework.RepoRoot()
-	dir := filepath.Join(root, "_output", "local-up")
-	// A fresh folder each time: the control plane's state does not outlive a run.
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("cleaning %s: %w", dir, err)
+	for _, b := range []string{"exo-app", "agentkube-manager", "agentlet", "kubectl-agent"} {
+		if _, err := os.Stat(filepath.Join(*bin, b)); err != nil {
+			return fmt.Errorf("%s is not built (run `make build`): %w", b, err)
+		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", dir, err)
+	// A fresh folder each time: no state outlives a run.
+	if err := os.RemoveAll(*dir); err != nil {
+		return fmt.Errorf("cleaning %s: %w", *dir, err)
 	}
-	logFile, err := os.Create(filepath.Join(dir, "control-plane.log"))
-	if err != nil {
-		return fmt.Errorf("creating control plane log: %w", err)
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", *dir, err)
 	}
-	defer logFile.Close()
+	logs := map[string]*os.File{}
+	for _, name := range []string{"control-plane", "exo-app", "agentkube-manager", "localnode"} {
+		f, err := os.Create(filepath.Join(*dir, name+".log"))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		logs[name] = f
+	}
 
 	slog.Info("starting etcd and kube-apiserver (the first run builds them from the Go module proxy)")
 	startCtx, cancel := context.WithTimeout(ctx, 45*time.Minute)
-	cluster, err := framework.Start(startCtx, framework.Options{Dir: dir, Out: logFile})
+	cluster, err := framework.Start(startCtx, framework.Options{Dir: filepath.Join(*dir, "cluster"), Out: logs["control-plane"]})
 	cancel()
 	if err != nil {
 		return err
@@ -56,26 +73,75 @@ func run() error {
 		}
 	}()
 
+	slog.Info("starting exo-app", "port", *port)
+	plat, err := startPlatform(ctx, *bin, *dir, *port, logs["exo-app"])
+	if plat != nil && plat.proc != nil {
+		defer plat.proc.stop(15 * time.Second)
+	}
+	if err != nil {
+		return err
+	}
+
+	slog.Info("starting localnode")
+	nodeCtx, stopNode := context.WithCancel(context.Background())
+	nodeDone, err := startNode(nodeCtx, cluster, *bin, *dir, slog.New(slog.NewTextHandler(logs["localnode"], nil)))
+	if err != nil {
+		stopNode()
+		return err
+	}
+	defer func() {
+		stopNode()
+		if err := <-nodeDone; err != nil && !errors.Is(err, context.Canceled) {
+			slog.Error("localnode", "err", err)
+		}
+	}()
+
+	slog.Info("starting agentkube-manager")
+	if err := installManagerObjects(ctx, cluster, root); err != nil {
+		return err
+	}
+	mgr, err := startManager(ctx, cluster, *bin, *dir, plat, logs["agentkube-manager"])
+	if mgr != nil {
+		defer mgr.stop(30 * time.Second)
+	}
+	if err != nil {
+		return fmt.Errorf("%w (see %s)", err, logs["agentkube-manager"].Name())
+	}
+
 	sample := filepath.Join(root, "artifacts", "samples", "agent-hello.yaml")
 	if _, _, err := cluster.Kubectl(ctx, "", "apply", "-f", sample); err != nil {
 		return fmt.Errorf("applying the sample Agent: %w", err)
 	}
 
-	kubectl := filepath.Join(cluster.BinDir, "kubectl")
+	printWelcome(cluster, plat, *bin, *dir)
+
+	select {
+	case <-ctx.Done():
+	case <-mgr.done:
+		return fmt.Errorf("agentkube-manager exited: %v (see %s)", mgr.err, logs["agentkube-manager"].Name())
+	case <-plat.proc.done:
+		return fmt.Errorf("exo-app exited: %v (see %s)", plat.proc.err, logs["exo-app"].Name())
+	}
+	slog.Info("stopping")
+	return nil
+}
+
+func printWelcome(cluster *framework.Cluster, plat *platform, bin, dir string) {
 	fmt.Printf(`
 Exo in Go is running locally.
 
-  kube-apiserver  %s
+  UI              %s
+  sign in         %s / %s
   kubeconfig      %s
-  logs            %s
+  logs            %s/*.log
 
-Try:
-  export KUBECONFIG=%s
-  %s get agents
+Try, in another shell:
+  export KUBECONFIG=%s PATH=%s:%s:$PATH
+  kubectl get agents
+  kubectl agent invoke hello --input "world" --wait
+  open %s/deployments/%s and choose the agent "hello" to open a shell
 
 Press Ctrl-C to stop everything.
-`, cluster.APIServerURL(), cluster.KubeconfigPath, logFile.Name(), cluster.KubeconfigPath, kubectl)
-
-	<-ctx.Done()
-	return nil
+`, plat.url, adminEmail, adminPassword, cluster.KubeconfigPath, dir,
+		cluster.KubeconfigPath, bin, cluster.BinDir, plat.url, plat.deployID)
 }
