@@ -4,7 +4,6 @@ SHELL := /usr/bin/env bash
 GO ?= go
 BIN := $(CURDIR)/_output/bin
 TEST_FLAGS ?= -timeout 30m
-BENCH ?= .
 
 .PHONY: all build run test test-short bench verify codegen kube-binaries fmt vet help
 
@@ -28,8 +27,15 @@ test: kube-binaries ## Run all tests (needs PostgreSQL on 127.0.0.1:5432)
 	@hack/install-chromium.sh >/dev/null
 	$(GO) test $(TEST_FLAGS) ./...
 
-bench: kube-binaries ## Run the benchmarks and print their figures
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime 1x $(TEST_FLAGS) ./...
+bench: kube-binaries ## Run the benchmarks of the issues' figures and print them
+	$(GO) test ./cmd/exo-app -run '^$$' -bench ListDeployments -benchtime 5s
+	$(GO) test ./pkg/manager -run '^$$' -bench AgentsToPods -benchtime 1x
+	$(GO) test ./test/webhook -run '^$$' -bench ToolAdmission -benchtime 1x
+	$(GO) test ./test/aggregated -run '^$$' -bench . -benchtime 200x
+	$(GO) test ./pkg/platform/agentkube -run '^$$' -bench OperatorConnections -benchtime 1x
+	$(GO) test ./test/tunnel -run '^$$' -bench DeltaLatency -benchtime 200x
+	$(GO) test ./test/shell -run '^$$' -bench KeystrokeEcho -benchtime 200x
+	$(GO) test ./test/shell -run '^$$' -bench BulkOutput -benchtime 20x
 
 verify: ## Check generated code, chart copies, formatting and vet
 	hack/verify-codegen.sh
