@@ -20,17 +20,7 @@ import (
 var cluster *framework.Cluster
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	var err error
-	cluster, err = framework.Start(ctx, framework.Options{})
-	cancel()
-	if err != nil {
-		println("starting test cluster:", err.Error())
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = cluster.Stop()
-	os.Exit(code)
+	os.Exit(framework.RunMain(m, framework.Options{}, &cluster))
 }
 
 // TestAggregatedServerThroughKubeAPIServer registers a small TLS server as an aggregated

@@ -123,3 +123,21 @@ func (c *Cluster) waitForCRDOpenAPI(ctx context.Context) error {
 	}
 	return nil
 }
+
+// RunMain is a TestMain for packages that share one cluster: it starts the cluster into
+// *cluster, runs the tests and stops it, and returns the exit code for os.Exit.
+func RunMain(m *testing.M, opts Options, cluster **Cluster) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	c, err := Start(ctx, opts)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting test cluster:", err)
+		return 1
+	}
+	*cluster = c
+	code := m.Run()
+	if err := c.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping test cluster:", err)
+	}
+	return code
+}
