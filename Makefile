@@ -25,6 +25,7 @@ run: kube-binaries build ## Run the system locally (Ctrl-C stops everything)
 
 test: kube-binaries ## Run all tests (needs PostgreSQL on 127.0.0.1:5432)
 	@hack/install-chromium.sh >/dev/null
+	@hack/install-nginx.sh
 	$(GO) test $(TEST_FLAGS) ./...
 
 bench: kube-binaries ## Run the benchmarks of the issues' figures and print them
