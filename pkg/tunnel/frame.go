@@ -109,7 +109,7 @@ func Decode(b []byte) (Frame, error) {
 func NewFrame(typ, id string, stream uint32, payload any) (Frame, error) {
 	f := Frame{V: Version, Type: typ, ID: id, Stream: stream}
 	if payload != nil {
-		b, err := json.Marshal(payload)
+		b, err := marshal(payload)
 		if err != nil {
 			return Frame{}, fmt.Errorf("tunnel: encode %s payload: %w", typ, err)
 		}
@@ -123,11 +123,23 @@ func (f Frame) Encode() ([]byte, error) {
 	if f.V == 0 {
 		f.V = Version
 	}
-	b, err := json.Marshal(f)
+	b, err := marshal(f)
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: encode %s frame: %w", f.Type, err)
 	}
 	return b, nil
+}
+
+// marshal is json.Marshal without HTML escaping: frames are never embedded in HTML,
+// and escaping would rewrite a payload's bytes ("&" → "\u0026") on every hop.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // Unmarshal decodes the payload into v.
