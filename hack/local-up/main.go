@@ -139,7 +139,7 @@ Try, in another shell:
   export KUBECONFIG=%s PATH=%s:%s:$PATH
   kubectl get agents
   kubectl agent invoke hello --input "world" --wait
-  open %s/deployments/%s and choose the agent "hello" to open a shell
+  open %s/deployments/%s/agents/default/hello and press "Open shell"
 
 Press Ctrl-C to stop everything.
 `, plat.url, adminEmail, adminPassword, cluster.KubeconfigPath, dir,

@@ -123,7 +123,11 @@ export function detail(ctx) {
   async function load() {
     try {
       const [d, view] = await Promise.all([get(`/api/v1/deployments/${enc(id)}`), get(`/api/v1/deployments/${enc(id)}/cluster`)]);
-      if (!dep) replace(head, deploymentHeader(d, name, h("span", { class: "muted" }, `namespace ${ns}`)));
+      if (!dep) {
+        // The terminal is its own page (xterm.js); it opens the shell WebSocket with a grant.
+        const shell = h("a", { class: "btn", href: `/shell/terminal.html?deployment=${enc(id)}&namespace=${enc(ns)}&agent=${enc(name)}` }, "Open shell");
+        replace(head, deploymentHeader(d, name, h("div", null, h("span", { class: "muted" }, `namespace ${ns}`), " ", shell)));
+      }
       dep = d;
       const objs = view.objects || [];
       const agent = objs.find((o) => o.kind === "Agent" && o.namespace === ns && o.name === name);
