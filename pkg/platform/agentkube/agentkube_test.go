@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -44,11 +45,14 @@ func TestAuthenticationRefusedBeforeUpgrade(t *testing.T) {
 
 func TestOversizedFrameClosesWith1009(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, map[string]string{"EXO_TUNNEL_MAX_FRAME_BYTES": "4096"})
+	// The limit and the frame are small enough that the frame leaves in one
+	// write of the dialer's 1 KiB buffer: the server closes as soon as it reads
+	// the oversized header, and a second write would race that close.
+	e := newEnv(t, map[string]string{"EXO_TUNNEL_MAX_FRAME_BYTES": "256"})
 	_, token := e.createDeployment(e.signup("a@example.com"), "prod")
 	// tunnel.Conn refuses to send a frame over its own limit, so write past
 	// it on the raw socket the way a broken operator would.
-	big := tunnel.Snapshot{Final: true, Objects: []tunnel.Object{{Kind: "Agent", Name: strings.Repeat("x", 8192)}}}
+	big := tunnel.Snapshot{Final: true, Objects: []tunnel.Object{{Kind: "Agent", Name: strings.Repeat("x", 600)}}}
 	f, _ := tunnel.NewFrame(tunnel.TypeSnapshot, "", 0, big)
 	b, _ := f.Encode()
 	raw := rawConn(t, e, token)
@@ -147,17 +151,25 @@ func TestRotatedTokenRefusedAndReconnectAudited(t *testing.T) {
 		t.Fatalf("old token after rotation: %v, want 401", err)
 	}
 	e.connect(rot.Token)
+	// The audit event is written as the new session settles, just after the
+	// handshake; wait for it, then require exactly one.
 	var audit struct {
 		Items []store.AuditEvent `json:"items"`
 	}
-	e.do("GET", "/api/v1/audit", u.Token, nil, &audit)
 	n := 0
-	for _, a := range audit.Items {
-		if a.Action == agentkube.AuditDeploymentReconnected && a.TargetID == id {
-			n++
-			if strings.Contains(a.Detail, strings.TrimPrefix(rot.Token, "exo_dpl_")) {
-				t.Fatalf("audit detail leaks the token: %s", a.Detail)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		e.do("GET", "/api/v1/audit", u.Token, nil, &audit)
+		n = 0
+		for _, a := range audit.Items {
+			if a.Action == agentkube.AuditDeploymentReconnected && a.TargetID == id {
+				n++
+				if strings.Contains(a.Detail, strings.TrimPrefix(rot.Token, "exo_dpl_")) {
+					t.Fatalf("audit detail leaks the token: %s", a.Detail)
+				}
 			}
+		}
+		if n > 0 || time.Now().After(deadline) {
+			break
 		}
 	}
 	if n != 1 {
