@@ -259,24 +259,6 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, code, message string) {
-	var b struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	b.Error.Code, b.Error.Message = code, message
-	writeJSON(w, status, b)
-}
-
 // decodeJSON reads one JSON object with no unknown fields, answering
 // the error itself.
 func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) bool {
@@ -296,3 +278,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) bool {
 	}
 	return true
 }
+
+// The API's response helpers, so every endpoint answers in one shape.
+var (
+	writeJSON  = api.WriteJSON
+	writeError = api.WriteError
+)

@@ -37,6 +37,15 @@ func writeError(w http.ResponseWriter, status int, code, message string) {
 	writeJSON(w, status, b)
 }
 
+// WriteJSON and WriteError give handlers mounted from other packages (the tunnel,
+// the shell) the API's response headers and its one error shape.
+func WriteJSON(w http.ResponseWriter, status int, v any) { writeJSON(w, status, v) }
+
+// WriteError writes {"error":{"code","message"}} with status.
+func WriteError(w http.ResponseWriter, status int, code, message string) {
+	writeError(w, status, code, message)
+}
+
 // decodeJSON reads exactly one JSON object with no unknown fields into dst.
 // It writes the error response itself and reports whether to continue.
 func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) bool {

@@ -313,18 +313,7 @@ func (h *Handler) audit(ctx context.Context, e store.AuditEvent, detail map[stri
 	}
 }
 
-// ---- small HTTP helpers, same shapes as pkg/platform/api ----
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, code, message string) {
-	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": message}})
-}
+// ---- small HTTP helpers ----
 
 func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) bool {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
@@ -357,3 +346,9 @@ func truncate(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// The API's response helpers, so every endpoint answers in one shape.
+var (
+	writeJSON  = api.WriteJSON
+	writeError = api.WriteError
+)
