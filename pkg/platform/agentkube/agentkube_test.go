@@ -83,14 +83,14 @@ func TestGraceWindowRefusesSecondConnection(t *testing.T) {
 
 func TestNewerConnectionWinsAfterGraceWindow(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, map[string]string{"EXO_TUNNEL_GRACE_WINDOW": "1ms"})
+	e := newEnv(t, map[string]string{"EXO_TUNNEL_GRACE_WINDOW": "50ms"})
 	u := e.signup("a@example.com")
 	id, token := e.createDeployment(u, "prod")
 	first := e.connect(token)
 	first.send(tunnel.TypeSnapshot, "", tunnel.Snapshot{Generation: 1, Final: true, Objects: []tunnel.Object{{Kind: "Agent", Namespace: "ns", Name: "old"}}})
 	e.waitObjects(u, id, "Agent/ns/old")
 
-	second := e.connect(token)
+	second := e.reconnect(token)
 	if code := first.closed(); code != tunnel.CloseSuperseded {
 		t.Fatalf("superseded connection closed with %d, want %d", code, tunnel.CloseSuperseded)
 	}
@@ -137,7 +137,7 @@ func TestHeartbeatsDriveStatus(t *testing.T) {
 
 func TestRotatedTokenRefusedAndReconnectAudited(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, map[string]string{"EXO_TUNNEL_GRACE_WINDOW": "1ms"})
+	e := newEnv(t, map[string]string{"EXO_TUNNEL_GRACE_WINDOW": "50ms"})
 	u := e.signup("a@example.com")
 	id, oldToken := e.createDeployment(u, "prod")
 	o := e.connect(oldToken)
@@ -150,7 +150,7 @@ func TestRotatedTokenRefusedAndReconnectAudited(t *testing.T) {
 	if _, err := e.dial(oldToken, nil); handshakeStatus(err) != http.StatusUnauthorized {
 		t.Fatalf("old token after rotation: %v, want 401", err)
 	}
-	e.connect(rot.Token)
+	e.reconnect(rot.Token)
 	// The audit event is written as the new session settles, just after the
 	// handshake; wait for it, then require exactly one.
 	var audit struct {

@@ -268,6 +268,31 @@ func (e *env) connect(token string) *operator {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return e.handshake(o)
+}
+
+// reconnect is connect as a real operator does it while another connection
+// may still hold the deployment: a 409 inside the grace window is retried
+// until the window has passed. Tests that take over a connection use it
+// rather than assuming the window is over by the time they dial, which a
+// coarse clock on a busy machine does not promise.
+func (e *env) reconnect(token string) *operator {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		o, err := e.dial(token, nil)
+		if err == nil {
+			return e.handshake(o)
+		}
+		if handshakeStatus(err) != http.StatusConflict || time.Now().After(deadline) {
+			e.t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (e *env) handshake(o *operator) *operator {
+	e.t.Helper()
 	o.send(tunnel.TypeHello, "h", tunnel.Hello{ClusterID: "test-cluster", OperatorVersion: "test"})
 	f := o.expect(tunnel.TypeWelcome)
 	if err := f.Unmarshal(&o.welcome); err != nil {
