@@ -12,6 +12,7 @@ import (
 	"os"
 
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -106,6 +107,15 @@ func run() error {
 			return fmt.Errorf("shells: %w", err)
 		}
 		connectOpts.Shells = shells
+		// Invocations from the platform stream their output, read from the
+		// agentlet the same way the aggregated API's agents/log reads it.
+		kube, err := kubernetes.NewForConfig(m.GetConfig())
+		if err != nil {
+			return fmt.Errorf("run output: %w", err)
+		}
+		connectOpts.RunOutput = connect.AgentletOutput{
+			Locator: &agentregistry.PodLocator{Client: kube, SecretName: agent.TokenSecretName},
+		}
 		if err := connect.AddToManager(m, connectOpts); err != nil {
 			return err
 		}

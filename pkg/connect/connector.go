@@ -234,11 +234,14 @@ func (c *Connector) handle(ctx context.Context, conn *tunnel.Conn, f tunnel.Fram
 			c.reply(ctx, conn, f, &tunnel.Error{Code: tunnel.CodeUnavailable, Message: "too many requests in flight"})
 			return
 		}
+		// An output stream is registered here, before the next frame is
+		// read, as the stream protocol requires.
+		out := c.outputStream(conn, f)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c.serveRequest(ctx, conn, f)
+			c.serveRequest(ctx, conn, f, out)
 		}()
 	case tunnel.TypeShellOpen, tunnel.TypeShellClose:
 		if c.opts.Shells != nil {

@@ -69,6 +69,9 @@ type Options struct {
 	// Shells serves the platform's browser shells (shell_open, shell_close)
 	// with pods/exec; shell frames are ignored when nil.
 	Shells *shellexec.Executor
+	// RunOutput follows a run's output in its agentlet, so invoke_agent can
+	// stream it to the platform; without it only the result's tail is sent.
+	RunOutput RunOutput
 }
 
 func (o Options) withDefaults() Options {

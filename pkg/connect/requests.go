@@ -34,7 +34,28 @@ const (
 	recheck = time.Second
 )
 
-func (c *Connector) serveRequest(ctx context.Context, conn *tunnel.Conn, f tunnel.Frame) {
+// outputStream registers the output stream an invoke_agent names, when this
+// operator can follow run output; nil otherwise (the platform then gets the
+// result's tail only).
+func (c *Connector) outputStream(conn *tunnel.Conn, f tunnel.Frame) *tunnel.Stream {
+	if f.Type != tunnel.TypeInvokeAgent || c.opts.RunOutput == nil {
+		return nil
+	}
+	var req tunnel.InvokeAgent
+	if f.Unmarshal(&req) != nil || req.OutputStream == 0 {
+		return nil
+	}
+	s, err := conn.OpenStream(req.OutputStream)
+	if err != nil {
+		c.log.Info("cannot open the invocation's output stream; answering without it", "stream", req.OutputStream, "err", err)
+		return nil
+	}
+	return s
+}
+
+// serveRequest answers one request. out is the invocation's output stream
+// or nil.
+func (c *Connector) serveRequest(ctx context.Context, conn *tunnel.Conn, f tunnel.Frame, out *tunnel.Stream) {
 	switch f.Type {
 	case tunnel.TypeInvokeAgent:
 		var req tunnel.InvokeAgent
@@ -42,7 +63,7 @@ func (c *Connector) serveRequest(ctx context.Context, conn *tunnel.Conn, f tunne
 			c.reply(ctx, conn, f, tunnel.InvokeAgentResult{Error: &tunnel.Error{Code: tunnel.CodeInvalid, Message: err.Error()}})
 			return
 		}
-		c.reply(ctx, conn, f, c.invoke(ctx, f.ID, req))
+		c.reply(ctx, conn, f, c.invoke(ctx, f.ID, req, out))
 	case tunnel.TypeEnsurePod:
 		var req tunnel.EnsurePod
 		if err := f.Unmarshal(&req); err != nil {
@@ -81,8 +102,19 @@ func timeoutOf(seconds int) time.Duration {
 
 // invoke creates an AgentRun (trigger Platform) and waits for its terminal
 // phase. The run's own timeout is the request's, so the cluster stops the
-// run when the platform stops waiting.
-func (c *Connector) invoke(ctx context.Context, requestID string, req tunnel.InvokeAgent) tunnel.InvokeAgentResult {
+// run when the platform stops waiting. With an output stream, the run's
+// output is followed onto it meanwhile, and the result waits (briefly) for
+// the output to be sent.
+func (c *Connector) invoke(ctx context.Context, requestID string, req tunnel.InvokeAgent, out *tunnel.Stream) (res tunnel.InvokeAgentResult) {
+	followed := false
+	if out != nil {
+		defer func() {
+			if !followed { // no run to follow: end the stream at once
+				c.endOutput(ctx, out, nil)
+			}
+			res.OutputStreamed = true
+		}()
+	}
 	if e := validRef(req.Namespace, req.Name); e != nil {
 		return tunnel.InvokeAgentResult{Error: e}
 	}
@@ -124,6 +156,25 @@ func (c *Connector) invoke(ctx context.Context, requestID string, req tunnel.Inv
 		return tunnel.InvokeAgentResult{Error: apiError("agentrun", req.Namespace, run.GenerateName, err)}
 	}
 	c.log.Info("platform invoked agent", "agent", client.ObjectKeyFromObject(&agent), "run", run.Name)
+	if out != nil {
+		followed = true
+		followCtx, stopFollowing := context.WithCancel(ctx)
+		following := make(chan struct{})
+		go func() {
+			defer close(following)
+			c.followOutput(followCtx, out, client.ObjectKeyFromObject(run))
+		}()
+		defer func() {
+			// The run has ended (or the wait did): give its last output a
+			// moment to reach the stream, then stop following.
+			select {
+			case <-following:
+			case <-time.After(outputGrace):
+			}
+			stopFollowing()
+			<-following
+		}()
+	}
 
 	key := tunnel.ObjectKey{Kind: "AgentRun", Namespace: run.Namespace, Name: run.Name}
 	changed, stop := c.tracker.watch(key)

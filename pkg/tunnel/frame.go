@@ -35,6 +35,13 @@ const (
 	TypeInvokeAgent = "invoke_agent"
 	TypeEnsurePod   = "ensure_pod"
 
+	// Streamed invoke output: invoke_agent may name a stream the platform
+	// has registered (InvokeAgent.OutputStream); the operator then sends the
+	// run's output on it as it is produced and ends it with
+	// invoke_agent_output_end, under the stream's own credit window.
+	TypeInvokeAgentOutput    = "invoke_agent_output"
+	TypeInvokeAgentOutputEnd = "invoke_agent_output_end"
+
 	// Browser shells (a later issue): shell_open on the control stream names a
 	// grant_id and the stream it will use; input, output and resize then flow
 	// on that stream under its own credit window.

@@ -104,6 +104,27 @@ type InvokeAgent struct {
 	TimeoutSeconds int      `json:"timeout_seconds"`
 	// RequestedBy is the platform user, recorded on the AgentRun.
 	RequestedBy string `json:"requested_by,omitempty"`
+	// OutputStream, when set, is a stream the platform has registered for
+	// the run's output. Odd ids: the platform's shells use even ones.
+	OutputStream uint32 `json:"output_stream,omitempty"`
+}
+
+// InvokeAgentOutput is a piece of a run's output on the request's output
+// stream. Data is text cut at UTF-8 boundaries, at most MaxOutputChunk bytes.
+type InvokeAgentOutput struct {
+	Data string `json:"data"`
+}
+
+// MaxOutputChunk bounds InvokeAgentOutput.Data, far below a stream's credit
+// window and the read limit.
+const MaxOutputChunk = 16 << 10
+
+// InvokeAgentOutputEnd is the last frame on an output stream: everything the
+// run printed has been sent, or Error says why the rest cannot be. The
+// platform resets the stream when it has read it (a reset drops frames still
+// queued, so the operator never resets first).
+type InvokeAgentOutputEnd struct {
+	Error string `json:"error,omitempty"`
 }
 
 // InvokeAgentResult reports the terminal state of the run.
@@ -114,6 +135,10 @@ type InvokeAgentResult struct {
 	Output   string `json:"output,omitempty"`
 	Message  string `json:"message,omitempty"`
 	Error    *Error `json:"error,omitempty"`
+	// OutputStreamed says the operator served the request's output stream:
+	// it ends with invoke_agent_output_end, which may arrive after this
+	// result (streams and the control stream are written independently).
+	OutputStreamed bool `json:"output_streamed,omitempty"`
 }
 
 // EnsurePod asks the operator to make sure an Agent's pod exists.

@@ -93,6 +93,8 @@ type operator struct {
 	stopHB  chan struct{}
 	gen     uint64
 	invokes chan tunnel.InvokeAgent
+	// proceed lets a streamed invocation finish after its first output.
+	proceed chan struct{}
 	welcome chan struct{}
 	once    sync.Once
 }
@@ -110,7 +112,7 @@ func connectOperator(t *testing.T, baseURL, token string, objects []tunnel.Objec
 		t.Fatalf("operator dial: %v", err)
 	}
 	o := &operator{t: t, conn: tunnel.NewConn(ws, tunnel.Options{}), done: make(chan struct{}), stopHB: make(chan struct{}),
-		gen: 1, invokes: make(chan tunnel.InvokeAgent, 4), welcome: make(chan struct{})}
+		gen: 1, invokes: make(chan tunnel.InvokeAgent, 4), proceed: make(chan struct{}), welcome: make(chan struct{})}
 	go func() {
 		defer close(o.done)
 		_ = o.conn.Run(context.Background(), o.handle)
@@ -151,16 +153,35 @@ func (o *operator) handle(f tunnel.Frame) {
 		if err := f.Unmarshal(&req); err != nil {
 			return
 		}
+		// The output stream is registered before the next frame is read,
+		// as the real operator does.
+		var out *tunnel.Stream
+		if req.OutputStream != 0 {
+			out, _ = o.conn.OpenStream(req.OutputStream)
+		}
 		o.invokes <- req
-		// Answer off the read goroutine, as the real operator does.
+		// Answer off the read goroutine, as the real operator does: the
+		// first line of output, then (once the test has seen it arrive
+		// while the run is still going) the rest and the result.
 		go func() {
 			code := int32(0)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			_ = o.conn.Send(ctx, tunnel.TypeInvokeAgentResult, f.ID, tunnel.InvokeAgentResult{
-				RunName: req.Name + "-run-1", Phase: "Succeeded", ExitCode: &code,
-				Output: "hello from " + req.Name + "\nyou said: " + req.Input + "\n",
-			})
+			first, rest := "hello from "+req.Name+"\n", "you said: "+req.Input+"\n"
+			res := tunnel.InvokeAgentResult{
+				RunName: req.Name + "-run-1", Phase: "Succeeded", ExitCode: &code, Output: first + rest,
+			}
+			if out != nil {
+				_ = out.Send(ctx, tunnel.TypeInvokeAgentOutput, "", tunnel.InvokeAgentOutput{Data: first})
+				select {
+				case <-o.proceed:
+				case <-ctx.Done():
+				}
+				_ = out.Send(ctx, tunnel.TypeInvokeAgentOutput, "", tunnel.InvokeAgentOutput{Data: rest})
+				_ = out.Send(ctx, tunnel.TypeInvokeAgentOutputEnd, "", tunnel.InvokeAgentOutputEnd{})
+				res.OutputStreamed = true
+			}
+			_ = o.conn.Send(ctx, tunnel.TypeInvokeAgentResult, f.ID, res)
 		}()
 	}
 }
@@ -497,8 +518,22 @@ func TestDashboardEndToEnd(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the operator never received invoke_agent")
 	}
-	b.run(t, "output shown", chromedp.WaitVisible(chromedp.CSS(`#invoke-output`)),
-		chromedp.Poll[chromedp.Void](`document.getElementById("invoke-output").textContent.includes("you said: summarise the cluster")`, chromedp.WithPollingTimeout(20*time.Second)))
+	// The first output is on the page while the run is still going: it
+	// streamed rather than arriving with the result.
+	b.run(t, "output streams", chromedp.WaitVisible(chromedp.CSS(`#invoke-output`)),
+		chromedp.Poll[chromedp.Void](`document.getElementById("invoke-output").textContent.includes("hello from hello")`, chromedp.WithPollingTimeout(20*time.Second)))
+	if st := b.text(t, "#invoke-status"); !strings.Contains(st, "Running") {
+		t.Errorf("status while the first output is shown: %q, want Running…", st)
+	}
+	if got := b.text(t, "#invoke-output"); strings.Contains(got, "you said") {
+		t.Errorf("output before the rest was sent: %q", got)
+	}
+	b.screenshot(t, "06-agent-invoke-streaming")
+	close(op.proceed)
+	b.run(t, "output shown", chromedp.Poll[chromedp.Void](`document.getElementById("invoke-output").textContent.includes("you said: summarise the cluster")`, chromedp.WithPollingTimeout(20*time.Second)))
+	if got := b.text(t, "#invoke-output"); strings.Count(got, "hello from hello") != 1 {
+		t.Errorf("output shown twice (streamed and from the result): %q", got)
+	}
 	if st := b.text(t, "#invoke-status"); !strings.Contains(st, "hello-run-1") || !strings.Contains(st, "Succeeded") {
 		t.Errorf("invoke status %q", st)
 	}

@@ -170,15 +170,79 @@ func (h *Hub) invoke(w http.ResponseWriter, r *http.Request, p *api.Principal, d
 		return
 	}
 	ns, name := r.PathValue("ns"), r.PathValue("name")
-	res, err := h.InvokeAgent(r.Context(), d.ID, tunnel.InvokeAgent{
+	treq := tunnel.InvokeAgent{
 		Namespace: ns, Name: name, Input: req.Input, Args: req.Args,
 		TimeoutSeconds: int(timeout / time.Second), RequestedBy: p.Email,
+	}
+	if !acceptsNDJSON(r) {
+		res, err := h.InvokeAgent(r.Context(), d.ID, treq)
+		if !h.requestError(w, r, err, res.Error) {
+			return
+		}
+		h.audit(r, p, d, "agent.invoke", ns+"/"+name, map[string]any{"run_name": res.RunName, "phase": res.Phase})
+		writeJSON(w, http.StatusOK, res)
+		return
+	}
+	// Streamed: NDJSON lines {"type":"output","output":…} as the agent
+	// prints, then {"type":"result",…} or {"type":"error","error":…}. The
+	// status line is sent with the first output, so a request refused
+	// before the run starts still gets its proper HTTP status.
+	nd := &ndjson{w: w}
+	res, err := h.InvokeAgentStreaming(r.Context(), d.ID, treq, func(chunk string) error {
+		return nd.line(map[string]string{"type": "output", "output": chunk})
 	})
-	if !h.requestError(w, r, err, res.Error) {
+	if !nd.started {
+		if !h.requestError(w, r, err, res.Error) {
+			return
+		}
+	} else if status, code, msg := h.failure(r, err, res.Error); status != 0 {
+		_ = nd.line(map[string]any{"type": "error", "error": map[string]string{"code": code, "message": msg}})
 		return
 	}
 	h.audit(r, p, d, "agent.invoke", ns+"/"+name, map[string]any{"run_name": res.RunName, "phase": res.Phase})
-	writeJSON(w, http.StatusOK, res)
+	_ = nd.line(struct {
+		Type string `json:"type"`
+		tunnel.InvokeAgentResult
+	}{"result", res})
+}
+
+// acceptsNDJSON says whether the client asked for a streamed answer.
+func acceptsNDJSON(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for _, part := range strings.Split(v, ",") {
+			mt, _, _ := strings.Cut(part, ";")
+			if strings.EqualFold(strings.TrimSpace(mt), "application/x-ndjson") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ndjson writes one JSON value per line, flushing each so the client sees
+// it at once. The first line sends the 200 status and headers.
+type ndjson struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (n *ndjson) line(v any) error {
+	if !n.started {
+		n.started = true
+		hdr := n.w.Header()
+		hdr.Set("Content-Type", "application/x-ndjson")
+		hdr.Set("Cache-Control", "no-store")
+		hdr.Set("X-Accel-Buffering", "no") // nginx: pass lines through unbuffered
+		n.w.WriteHeader(http.StatusOK)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := n.w.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	return http.NewResponseController(n.w).Flush()
 }
 
 func (h *Hub) ensurePod(w http.ResponseWriter, r *http.Request, p *api.Principal, d store.Deployment) {
@@ -213,17 +277,28 @@ func requestTimeout(w http.ResponseWriter, seconds int) (time.Duration, bool) {
 	return t, true
 }
 
-// requestError maps a failed request to an answer; it reports whether the
-// request succeeded.
+// requestError answers a failed request; it reports whether the request
+// succeeded.
 func (h *Hub) requestError(w http.ResponseWriter, r *http.Request, err error, res *tunnel.Error) bool {
+	status, code, msg := h.failure(r, err, res)
+	if status == 0 {
+		return true
+	}
+	writeError(w, status, code, msg)
+	return false
+}
+
+// failure maps a failed request to an HTTP status, an error code and a
+// message; status 0 when it succeeded.
+func (h *Hub) failure(r *http.Request, err error, res *tunnel.Error) (status int, code, msg string) {
 	switch {
 	case errors.Is(err, ErrOperatorOffline):
-		writeError(w, http.StatusServiceUnavailable, "operator_offline", err.Error())
+		return http.StatusServiceUnavailable, "operator_offline", err.Error()
 	case errors.Is(err, ErrRequestTimeout):
-		writeError(w, http.StatusGatewayTimeout, "timeout", err.Error())
+		return http.StatusGatewayTimeout, "timeout", err.Error()
 	case err != nil:
 		h.log.ErrorContext(r.Context(), "operator request", "err", err)
-		writeError(w, http.StatusBadGateway, "operator_error", "the operator request failed")
+		return http.StatusBadGateway, "operator_error", "the operator request failed"
 	case res != nil:
 		status := map[string]int{
 			tunnel.CodeNotFound: http.StatusNotFound, tunnel.CodeInvalid: http.StatusBadRequest,
@@ -232,11 +307,9 @@ func (h *Hub) requestError(w http.ResponseWriter, r *http.Request, err error, re
 		if status == 0 {
 			status = http.StatusBadGateway
 		}
-		writeError(w, status, res.Code, res.Message)
-	default:
-		return true
+		return status, res.Code, res.Message
 	}
-	return false
+	return 0, "", ""
 }
 
 func (h *Hub) audit(r *http.Request, p *api.Principal, d store.Deployment, action, target string, detail map[string]any) {

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -35,6 +36,10 @@ type Hub struct {
 
 	mu          sync.Mutex
 	deployments map[string]*deployment
+
+	// nextOutputStream allocates invoke output streams: odd ids, so they
+	// never meet the shells' even ones on the same connection.
+	nextOutputStream atomic.Uint32
 }
 
 // deployment is the hub's state for one deployment.

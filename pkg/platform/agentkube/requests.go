@@ -36,17 +36,105 @@ func (h *Hub) EnsurePod(ctx context.Context, deploymentID string, req tunnel.Ens
 	return res, err
 }
 
-func (h *Hub) request(ctx context.Context, deploymentID, typ string, payload any, timeoutSeconds int, result any) error {
+// outputDrain bounds how long a finished invocation waits for the rest of
+// its streamed output, which may trail the result (streams and the control
+// stream are written independently).
+const outputDrain = 30 * time.Second
+
+// InvokeAgentStreaming is InvokeAgent with the run's output delivered to
+// onOutput as the agent produces it, on a flow-controlled tunnel stream of
+// its own: a slow onOutput (a slow browser) holds back this run's output
+// only. onOutput is called from one goroutine, never after this returns; an
+// error from it stops the streaming, not the request. When the operator
+// cannot stream (an older one), onOutput is never called and the result
+// carries the output's tail as usual.
+func (h *Hub) InvokeAgentStreaming(ctx context.Context, deploymentID string, req tunnel.InvokeAgent, onOutput func(string) error) (tunnel.InvokeAgentResult, error) {
+	var res tunnel.InvokeAgentResult
+	s := h.activeSession(deploymentID)
+	if s == nil {
+		return res, ErrOperatorOffline
+	}
+	out, err := h.openOutputStream(s.conn)
+	if err != nil {
+		return res, err
+	}
+	defer func() { _ = out.Close(context.WithoutCancel(ctx)) }() // no-op once the pump has reset it
+	req.OutputStream = out.ID()
+
+	pumpCtx, stopPump := context.WithCancel(ctx)
+	defer stopPump()
+	pumped := make(chan struct{})
+	go func() {
+		defer close(pumped)
+		pumpOutput(pumpCtx, out, onOutput)
+	}()
+	err = h.roundTrip(ctx, s, tunnel.TypeInvokeAgent, req, req.TimeoutSeconds, &res)
+	if err == nil && res.OutputStreamed {
+		select {
+		case <-pumped:
+		case <-time.After(outputDrain):
+		}
+	}
+	stopPump()
+	<-pumped
+	return res, err
+}
+
+// pumpOutput delivers an output stream to onOutput until its end frame, then
+// resets the stream, which releases the operator's side.
+func pumpOutput(ctx context.Context, out *tunnel.Stream, onOutput func(string) error) {
+	defer func() { _ = out.Close(context.WithoutCancel(ctx)) }() // best effort: the connection may be gone
+	for {
+		f, err := out.Recv(ctx)
+		if err != nil {
+			return
+		}
+		switch f.Type {
+		case tunnel.TypeInvokeAgentOutput:
+			var o tunnel.InvokeAgentOutput
+			if f.Unmarshal(&o) != nil || onOutput(o.Data) != nil {
+				return
+			}
+		case tunnel.TypeInvokeAgentOutputEnd:
+			return
+		}
+	}
+}
+
+// openOutputStream registers the next free odd stream id on conn.
+func (h *Hub) openOutputStream(conn *tunnel.Conn) (*tunnel.Stream, error) {
+	var lastErr error
+	for range 16 {
+		id := h.nextOutputStream.Add(2) - 1 // 1, 3, 5, …; wraps to odd ids again
+		s, err := conn.OpenStream(id)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err // still held by a long invocation after a wrap-around
+	}
+	return nil, fmt.Errorf("no free tunnel stream id: %w", lastErr)
+}
+
+func (h *Hub) activeSession(deploymentID string) *session {
 	d := h.lookup(deploymentID)
 	if d == nil {
-		return ErrOperatorOffline
+		return nil
 	}
 	h.mu.Lock()
-	s := d.active
-	h.mu.Unlock()
+	defer h.mu.Unlock()
+	return d.active
+}
+
+func (h *Hub) request(ctx context.Context, deploymentID, typ string, payload any, timeoutSeconds int, result any) error {
+	s := h.activeSession(deploymentID)
 	if s == nil {
 		return ErrOperatorOffline
 	}
+	return h.roundTrip(ctx, s, typ, payload, timeoutSeconds, result)
+}
+
+// roundTrip sends a request on s and waits for its result.
+func (h *Hub) roundTrip(ctx context.Context, s *session, typ string, payload any, timeoutSeconds int, result any) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(timeoutSeconds)*time.Second+replySlack)
 	defer cancel()
 
