@@ -35,6 +35,7 @@ bench: kube-binaries ## Run the benchmarks of the issues' figures and print them
 	$(GO) test ./test/aggregated -run '^$$' -bench . -benchtime 200x
 	$(GO) test ./pkg/platform/agentkube -run '^$$' -bench OperatorConnections -benchtime 1x
 	$(GO) test ./test/tunnel -run '^$$' -bench DeltaLatency -benchtime 200x
+	$(GO) test ./test/localup -run '^$$' -bench InvokeTunnelVersusDirect -benchtime 20x
 	$(GO) test ./test/shell -run '^$$' -bench KeystrokeEcho -benchtime 200x
 	$(GO) test ./test/shell -run '^$$' -bench BulkOutput -benchtime 20x
 

@@ -23,36 +23,51 @@ import (
 	"github.com/exo-in-go/exo/test/framework"
 )
 
-func TestMakeRun(t *testing.T) {
+// localUp is a running `make run`: hack/local-up started the way a user does.
+type localUp struct {
+	cmd     *exec.Cmd
+	stderr  *bytes.Buffer
+	exited  chan error
+	stopped bool
+	bin     string // our binaries: kubectl-agent, exo-app, …
+	state   string // local-up's -dir
+	port    int
+	// welcome is what local-up printed up to "Press Ctrl-C".
+	welcome string
+	// env is the printed environment: KUBECONFIG and PATH.
+	env []string
+}
+
+// startLocalUp builds the binaries and runs local-up on free ports until it
+// prints its welcome; it is stopped with SIGINT when the test ends unless
+// the test stops it itself.
+func startLocalUp(tb testing.TB) *localUp {
+	tb.Helper()
 	root := framework.RepoRoot()
 	kubeBin, err := framework.BinaryDir()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/...", "./hack/local-up")
+	u := &localUp{bin: tb.TempDir(), state: tb.TempDir(), port: freePort(tb), stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
+	build := exec.Command("go", "build", "-o", u.bin+"/", "./cmd/...", "./hack/local-up")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		tb.Fatalf("go build: %v\n%s", err, out)
 	}
-	state := t.TempDir()
-	port := freePort(t)
-	args := []string{"-bin", bin, "-dir", state, "-port", fmt.Sprint(port)}
+	args := []string{"-bin", u.bin, "-dir", u.state, "-port", fmt.Sprint(u.port)}
 	for _, flag := range []string{"-webhook-port", "-api-port", "-metrics-port", "-probe-port"} {
-		args = append(args, flag, fmt.Sprint(freePort(t)))
+		args = append(args, flag, fmt.Sprint(freePort(tb)))
 	}
-	cmd := exec.Command(filepath.Join(bin, "local-up"), args...)
-	cmd.Dir = root
-	stdout, err := cmd.StdoutPipe()
+	u.cmd = exec.Command(filepath.Join(u.bin, "local-up"), args...)
+	u.cmd.Dir = root
+	stdout, err := u.cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	u.cmd.Stderr = u.stderr
+	if err := u.cmd.Start(); err != nil {
+		tb.Fatal(err)
 	}
-	exited := make(chan error, 1)
 	welcome := make(chan string, 1)
 	go func() {
 		var out strings.Builder
@@ -66,30 +81,69 @@ func TestMakeRun(t *testing.T) {
 			}
 		}
 		_, _ = io.Copy(io.Discard, stdout)
-		exited <- cmd.Wait()
+		u.exited <- u.cmd.Wait()
 	}()
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = cmd.Process.Signal(syscall.SIGINT)
-			<-exited
+	tb.Cleanup(func() {
+		if !u.stopped {
+			_ = u.cmd.Process.Signal(syscall.SIGINT)
+			<-u.exited
 		}
-	}()
-
-	var text string
+	})
 	select {
-	case text = <-welcome:
-	case err := <-exited:
-		stopped = true
-		t.Fatalf("local-up exited before it was ready: %v\n%s", err, stderr.String())
+	case u.welcome = <-welcome:
+	case err := <-u.exited:
+		u.stopped = true
+		tb.Fatalf("local-up exited before it was ready: %v\n%s", err, u.stderr.String())
 	case <-time.After(10 * time.Minute):
-		t.Fatalf("local-up not ready after 10 minutes\n%s", stderr.String())
+		tb.Fatalf("local-up not ready after 10 minutes\n%s", u.stderr.String())
 	}
+	u.env = append(os.Environ(), "KUBECONFIG="+match(tb, u.welcome, `kubeconfig\s+(\S+)`),
+		"PATH="+u.bin+":"+kubeBin+":"+os.Getenv("PATH"))
+	return u
+}
+
+// run runs a printed command with the printed environment.
+func (u *localUp) run(tb testing.TB, name string, args ...string) string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := exec.CommandContext(ctx, name, args...)
+	c.Env = u.env
+	out, err := c.CombinedOutput()
+	if err != nil {
+		tb.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return string(out)
+}
+
+// waitForAgent waits until `kubectl agent invoke hello` succeeds: the agent
+// pod starts on localnode and invocations answer 503 until it is ready.
+func (u *localUp) waitForAgent(tb testing.TB) string {
+	tb.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		c := exec.CommandContext(ctx, "kubectl", "agent", "invoke", "hello", "--input", "world", "--wait")
+		c.Env = u.env
+		out, err := c.CombinedOutput()
+		cancel()
+		if err == nil {
+			return string(out)
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("kubectl agent invoke: %v\n%s", err, out)
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+func TestMakeRun(t *testing.T) {
+	u := startLocalUp(t)
+	text := u.welcome
 	t.Logf("local-up printed:\n%s", text)
 
 	uiURL := match(t, text, `UI\s+(http://\S+)`)
-	kubeconfig := match(t, text, `kubeconfig\s+(\S+)`)
-	if want := fmt.Sprintf("http://localhost:%d", port); uiURL != want {
+	if want := fmt.Sprintf("http://localhost:%d", u.port); uiURL != want {
 		t.Fatalf("UI URL %q, want %q", uiURL, want)
 	}
 	resp, err := http.Get(uiURL + "/")
@@ -102,64 +156,52 @@ func TestMakeRun(t *testing.T) {
 	}
 
 	// The printed commands, with the printed environment.
-	env := append(os.Environ(), "KUBECONFIG="+kubeconfig, "PATH="+bin+":"+kubeBin+":"+os.Getenv("PATH"))
-	run := func(name string, args ...string) string {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		c := exec.CommandContext(ctx, name, args...)
-		c.Env = env
-		out, err := c.CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-		}
-		return string(out)
-	}
 	if !strings.Contains(text, "kubectl get agents") || !strings.Contains(text, `kubectl agent invoke hello --input "world" --wait`) {
 		t.Fatalf("welcome lacks the commands to try:\n%s", text)
 	}
-	if out := run("kubectl", "get", "agents"); !regexp.MustCompile(`(?m)^hello\s`).MatchString(out) {
+	if out := u.run(t, "kubectl", "get", "agents"); !regexp.MustCompile(`(?m)^hello\s`).MatchString(out) {
 		t.Fatalf("kubectl get agents:\n%s", out)
 	}
-	// The agent pod starts on localnode; the invocation answers 503 until it is ready.
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		c := exec.CommandContext(ctx, "kubectl", "agent", "invoke", "hello", "--input", "world", "--wait")
-		c.Env = env
-		out, err := c.CombinedOutput()
-		cancel()
-		if err == nil {
-			if !strings.Contains(string(out), "hello from") || !strings.Contains(string(out), "world") {
-				t.Fatalf("kubectl agent invoke printed %q", out)
-			}
-			break
+	if out := u.waitForAgent(t); !strings.Contains(out, "hello from") || !strings.Contains(out, "world") {
+		t.Fatalf("kubectl agent invoke printed %q", out)
+	}
+
+	// The same agent from the dashboard, through the tunnel, with its output
+	// streamed from the agentlet as it is printed.
+	d := signIn(t, u)
+	lines := d.invokeStreamed(t, "from the dashboard")
+	var output strings.Builder
+	for _, l := range lines[:len(lines)-1] {
+		if l["type"] != "output" {
+			t.Fatalf("line %v before the result", l)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("kubectl agent invoke: %v\n%s", err, out)
-		}
-		time.Sleep(2 * time.Second)
+		output.WriteString(l["output"].(string))
+	}
+	last := lines[len(lines)-1]
+	if !strings.Contains(output.String(), "hello from") || !strings.Contains(output.String(), "from the dashboard") ||
+		last["type"] != "result" || last["phase"] != "Succeeded" || last["output_streamed"] != true {
+		t.Fatalf("streamed invocation from the dashboard:\n%v", lines)
 	}
 
 	// Ctrl-C stops everything.
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+	if err := u.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
-		stopped = true
+	case err := <-u.exited:
+		u.stopped = true
 		if err != nil {
-			t.Fatalf("local-up exited with %v\n%s", err, stderr.String())
+			t.Fatalf("local-up exited with %v\n%s", err, u.stderr.String())
 		}
 	case <-time.After(2 * time.Minute):
 		t.Fatal("local-up did not stop within 2 minutes of SIGINT")
 	}
-	if left := processesUnder(state, bin); len(left) > 0 {
+	if left := processesUnder(u.state, u.bin); len(left) > 0 {
 		t.Fatalf("processes left behind after Ctrl-C:\n%s", strings.Join(left, "\n"))
 	}
 }
 
-func match(t *testing.T, text, expr string) string {
+func match(t testing.TB, text, expr string) string {
 	t.Helper()
 	m := regexp.MustCompile(expr).FindStringSubmatch(text)
 	if m == nil {
@@ -168,7 +210,7 @@ func match(t *testing.T, text, expr string) string {
 	return m[1]
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
