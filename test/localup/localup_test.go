@@ -183,6 +183,8 @@ func TestMakeRun(t *testing.T) {
 		t.Fatalf("streamed invocation from the dashboard:\n%v", lines)
 	}
 
+	dashboardInBrowser(t, u, d)
+
 	// Ctrl-C stops everything.
 	if err := u.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
