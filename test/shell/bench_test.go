@@ -1,3 +1,5 @@
+//go:build linux
+
 package shell
 
 import (
@@ -33,17 +35,19 @@ type benchShell interface {
 }
 
 // Through the whole path: browser WebSocket → exo-app → tunnel → operator
-// → kube-apiserver pods/exec → kubelet → PTY.
+// (connector + shellexec) → kube-apiserver pods/exec → localnode → PTY.
 type platformShell struct {
 	ws *websocket.Conn
 	ch chan []byte
 }
 
 func openPlatformShell(b *testing.B) benchShell {
-	f := &fixture{p: startPlatform(b, shell.Options{})}
+	// Heartbeats at the platform's default pace, as in production.
+	f := &fixture{p: startPlatform(b, shell.Options{}, 10*time.Second)}
 	f.alice = signup(b, f.p, "bench@example.com")
-	f.dep = createDeployment(b, f.p, f.alice, "bench")
-	f.op = startOperator(b, f.p, f.dep, cluster.manager, time.Second)
+	var token string
+	f.dep, token = createDeployment(b, f.p, f.alice, "bench")
+	f.op = startOperator(b, f.p, f.dep, token)
 	g := grantShell(b, f.p, f.alice, f.dep)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -202,7 +206,9 @@ func BenchmarkKeystrokeEcho(b *testing.B) {
 // BenchmarkBulkOutput is the throughput of `cat` of a large file.
 func BenchmarkBulkOutput(b *testing.B) {
 	const size = 8 << 20
-	path := filepath.Join(cluster.kubelet.workDir, "big.txt")
+	// The node runs the pod's processes on this host, so the shell reads
+	// the file where the test writes it.
+	path := filepath.Join(cluster.dataDir, "big.txt")
 	if _, err := os.Stat(path); err != nil {
 		raw := make([]byte, size*3/4)
 		r := rand.NewChaCha8([32]byte{})
@@ -230,7 +236,7 @@ func BenchmarkBulkOutput(b *testing.B) {
 		b.ResetTimer()
 		for i := 0; b.Loop(); i++ {
 			marker := fmt.Sprintf("done-%d", i)
-			if err := s.write([]byte(fmt.Sprintf("cat big.txt; echo %s''%s\r", marker[:3], marker[3:]))); err != nil {
+			if err := s.write([]byte(fmt.Sprintf("cat %s; echo %s''%s\r", path, marker[:3], marker[3:]))); err != nil {
 				b.Fatal(err)
 			}
 			readUntil(b, s, []byte(marker))

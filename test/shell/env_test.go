@@ -1,3 +1,5 @@
+//go:build linux
+
 package shell
 
 import (
@@ -12,50 +14,69 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr/testr"
 	"github.com/gorilla/websocket"
-	"k8s.io/client-go/rest"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/exo-in-go/exo/pkg/connect"
+	"github.com/exo-in-go/exo/pkg/controllers/ctrlutil"
+	"github.com/exo-in-go/exo/pkg/platform/agentkube"
 	"github.com/exo-in-go/exo/pkg/platform/api"
 	"github.com/exo-in-go/exo/pkg/platform/config"
+	"github.com/exo-in-go/exo/pkg/platform/live"
 	"github.com/exo-in-go/exo/pkg/platform/shell"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 	"github.com/exo-in-go/exo/pkg/shellexec"
-	"github.com/exo-in-go/exo/pkg/tunnel"
 )
 
-// platform is an in-process exo-app: the real API server with the shell
-// endpoints mounted, on a loopback port.
+// platform is an in-process exo-app wired as cmd/exo-app wires it: the API
+// server, live events, the operator hub (/api/agentkube/connect) and the
+// shell endpoints reaching operators through the hub.
 type platform struct {
 	url     string
 	castDir string
 	srv     *api.Server
 	store   store.Store
+	hub     *agentkube.Hub
 	shell   *shell.Handler
-	tunnels *tunnels
 	errc    chan error
 }
 
 // startPlatform starts exo-app with opts (Tunnels, CastDir and BaseURL are
-// filled in). It stops when the test ends, after every session is gone.
-func startPlatform(t testing.TB, opts shell.Options) *platform {
+// filled in), asking operators for a heartbeat every heartbeat. It stops
+// when the test ends, after every session is gone.
+func startPlatform(t testing.TB, opts shell.Options, heartbeat time.Duration) *platform {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &platform{url: "http://" + ln.Addr().String(), castDir: t.TempDir(), tunnels: &tunnels{conns: map[string]*tunnel.Conn{}}, errc: make(chan error, 1)}
+	p := &platform{url: "http://" + ln.Addr().String(), castDir: t.TempDir(), errc: make(chan error, 1)}
 	env := map[string]string{
 		"EXO_BASE_URL":              p.url,
 		"EXO_CAST_STORAGE_DIR":      p.castDir,
 		"EXO_DATABASE_DSN":          filepath.Join(t.TempDir(), "exo.db"),
 		"EXO_LOGIN_RATE_PER_MINUTE": "1000",
+		// The operator heartbeats as often as welcome asks; degraded only
+		// after 30 missed, so a loaded machine does not flap the status.
+		"EXO_TUNNEL_HEARTBEAT_INTERVAL": heartbeat.String(),
+		"EXO_TUNNEL_DEGRADED_AFTER":     (30 * heartbeat).String(),
+		"EXO_TUNNEL_OFFLINE_AFTER":      (300 * heartbeat).String(),
 	}
-	cfg, err := config.Load(func(k string) string { return env[k] })
+	getenv := func(k string) string { return env[k] }
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tunnelOpts, err := agentkube.OptionsFromEnv(getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,17 +87,27 @@ func startPlatform(t testing.TB, opts shell.Options) *platform {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.srv, err = api.New(api.Options{Config: cfg, Store: p.store, Logger: log})
+	events := live.NewHub(live.Options{})
+	p.srv, err = api.New(api.Options{Config: cfg, Store: live.PublishingStore(p.store, events), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Tunnels, opts.CastDir, opts.BaseURL = p.tunnels, cfg.CastStorageDir, cfg.BaseURL
+	tunnelOpts.Events = events
+	if p.hub, err = agentkube.Mount(p.srv, tunnelOpts); err != nil {
+		t.Fatal(err)
+	}
+	hub := p.hub
+	opts.CastDir, opts.BaseURL = cfg.CastStorageDir, cfg.BaseURL
+	opts.Tunnels = shell.TunnelsFunc(func(id string) (shell.Conn, bool) {
+		// As cmd/exo-app: never a typed nil in the interface.
+		if c, ok := hub.Conn(id); ok {
+			return c, true
+		}
+		return nil, false
+	})
 	if p.shell, err = shell.Mount(p.srv, opts); err != nil {
 		t.Fatal(err)
 	}
-	// Stand-in for pkg/platform/agentkube's hub: accepts operator tunnels
-	// and hands their connections to the shell (see docs/shell.md, wiring).
-	p.srv.Handle("GET /test/tunnel/{deployment}", p.tunnels.handler(p.srv))
 	go func() { p.errc <- p.srv.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -86,6 +117,7 @@ func startPlatform(t testing.TB, opts shell.Options) *platform {
 		}
 		<-p.errc
 		p.shell.Wait()
+		events.Close()
 		p.store.Close()
 	})
 	return p
@@ -98,108 +130,68 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// tunnels holds the operator connections, one per deployment.
-type tunnels struct {
-	mu         sync.Mutex
-	conns      map[string]*tunnel.Conn
-	heartbeats atomic.Int64
-}
-
-func (ts *tunnels) Conn(deploymentID string) (shell.Conn, bool) {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	c, ok := ts.conns[deploymentID]
-	return c, ok
-}
-
-func (ts *tunnels) handler(srv *api.Server) http.Handler {
-	up := websocket.Upgrader{}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		dep := r.PathValue("deployment")
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		done := srv.TrackLongLived()
-		defer done()
-		c := tunnel.NewConn(ws, tunnel.Options{})
-		ts.mu.Lock()
-		ts.conns[dep] = c
-		ts.mu.Unlock()
-		_ = c.Run(srv.Draining(), func(f tunnel.Frame) {
-			if f.Type == tunnel.TypeHeartbeat {
-				ts.heartbeats.Add(1)
-			}
-		})
-		ts.mu.Lock()
-		if ts.conns[dep] == c {
-			delete(ts.conns, dep)
-		}
-		ts.mu.Unlock()
-	})
-}
-
-// operator is the manager's tunnel connection with the shell executor
-// wired in as pkg/connect wires it, plus an application heartbeat.
+// operator is agentkube-manager's connector (pkg/connect) in a
+// controller-runtime manager of its own, as the manager's ServiceAccount,
+// with pkg/shellexec serving its shells, as cmd/agentkube-manager wires it.
 type operator struct {
-	conn *tunnel.Conn
-	exec *shellexec.Executor
-	done chan struct{}
+	exec   *shellexec.Executor
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+	t      testing.TB
 }
 
-func startOperator(t testing.TB, p *platform, deploymentID string, cfg *rest.Config, heartbeat time.Duration) *operator {
+// startOperator connects a deployment's operator to p with the
+// deployment's token and waits until p holds its tunnel. Its heartbeat is
+// what p's welcome asks for.
+func startOperator(t testing.TB, p *platform, deploymentID, token string) *operator {
 	t.Helper()
-	ex, err := shellexec.New(shellexec.Options{Config: cfg, Log: testr.NewWithInterface(t, testr.Options{Verbosity: 0})})
+	log := testr.NewWithInterface(t, testr.Options{Verbosity: 0})
+	// A cache shaped like agentkube-manager's: only the manager's pods.
+	managed := labels.SelectorFromSet(labels.Set{ctrlutil.LabelManagedBy: ctrlutil.ManagedByValue})
+	mgr, err := manager.New(cluster.manager, manager.Options{
+		Scheme:                 cluster.Scheme,
+		Logger:                 log,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.Pod{}: {Label: managed}}},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, res, err := websocket.DefaultDialer.DialContext(ctx, "ws"+strings.TrimPrefix(p.url, "http")+"/test/tunnel/"+deploymentID, nil)
+	ex, err := shellexec.New(shellexec.Options{Config: mgr.GetConfig(), Log: log.WithName("shell")})
 	if err != nil {
-		if res != nil {
-			b, _ := io.ReadAll(res.Body)
-			t.Fatalf("operator tunnel: %v: %d %s", err, res.StatusCode, b)
-		}
 		t.Fatal(err)
 	}
-	o := &operator{conn: tunnel.NewConn(ws, tunnel.Options{}), exec: ex, done: make(chan struct{})}
-	runCtx, stop := context.WithCancel(context.Background())
-	go func() {
-		defer close(o.done)
-		defer ex.Wait()
-		defer stop()
-		_ = o.conn.Run(runCtx, func(f tunnel.Frame) { ex.Handle(runCtx, o.conn, f) })
-	}()
-	go func() {
-		tick := time.NewTicker(heartbeat)
-		defer tick.Stop()
-		for seq := uint64(1); ; seq++ {
-			select {
-			case <-runCtx.Done():
-				return
-			case <-tick.C:
-				_ = o.conn.Send(runCtx, tunnel.TypeHeartbeat, "", tunnel.Heartbeat{Seq: seq, Time: time.Now()})
-			}
-		}
-	}()
-	t.Cleanup(func() { o.stop() })
-	// Wait until the platform sees the connection.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, ok := p.tunnels.Conn(deploymentID); ok {
-			return o
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("operator tunnel not registered")
-		}
-		time.Sleep(5 * time.Millisecond)
+	err = connect.AddToManager(mgr, connect.Options{
+		Managed: true, BaseURL: p.url, Token: token, ClusterID: "shell-test", Version: "test",
+		HandshakeTimeout: 5 * time.Second,
+		InitialBackoff:   50 * time.Millisecond, MaxBackoff: time.Second,
+		Logger: log.WithName("connect"), Shells: ex,
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	o := &operator{exec: ex, cancel: cancel, done: make(chan error, 1), t: t}
+	go func() { o.done <- mgr.Start(ctx) }()
+	t.Cleanup(o.stop)
+	waitUntil(t, "the operator's tunnel is up", func() bool {
+		_, ok := p.hub.Conn(deploymentID)
+		return ok
+	})
+	return o
 }
 
+// stop stops the manager: the connector closes its tunnel (1001) and
+// waits for its shells to end.
 func (o *operator) stop() {
-	o.conn.Close(tunnel.CloseGoingAway, "test done")
-	<-o.done
+	o.once.Do(func() {
+		o.cancel()
+		if err := <-o.done; err != nil {
+			o.t.Errorf("manager: %v", err)
+		}
+	})
 }
 
 // user is a signed-up user with a tenant of their own.
@@ -217,15 +209,18 @@ func signup(t testing.TB, p *platform, email string) user {
 	return user{email: email, token: out.Token, tenantID: out.TenantID}
 }
 
-func createDeployment(t testing.TB, p *platform, u user, name string) string {
+// createDeployment creates a deployment and returns its id and token (the
+// operator's credential).
+func createDeployment(t testing.TB, p *platform, u user, name string) (id, token string) {
 	t.Helper()
 	var out struct {
 		Deployment struct {
 			ID string `json:"id"`
 		} `json:"deployment"`
+		Token string `json:"token"`
 	}
 	apiCall(t, p, u.token, "POST", "/api/v1/deployments", map[string]string{"name": name}, http.StatusCreated, &out)
-	return out.Deployment.ID
+	return out.Deployment.ID, out.Token
 }
 
 // apiCall does one JSON request and checks the status.

@@ -1,3 +1,5 @@
+//go:build linux
+
 package shell
 
 import (
@@ -15,8 +17,10 @@ import (
 	"github.com/gorilla/websocket"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/exo-in-go/exo/pkg/asciicast"
+	"github.com/exo-in-go/exo/pkg/platform/agentkube"
 	"github.com/exo-in-go/exo/pkg/platform/shell"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 )
@@ -30,10 +34,13 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T, opts shell.Options) *fixture {
-	p := startPlatform(t, opts)
+	// Heartbeats fast enough that a stalled tunnel would show within a
+	// test (TestSlowReaderDoesNotStallOthers).
+	p := startPlatform(t, opts, 100*time.Millisecond)
 	f := &fixture{p: p, alice: signup(t, p, "alice@example.com")}
-	f.dep = createDeployment(t, p, f.alice, "prod")
-	f.op = startOperator(t, p, f.dep, cluster.manager, 50*time.Millisecond)
+	var token string
+	f.dep, token = createDeployment(t, p, f.alice, "prod")
+	f.op = startOperator(t, p, f.dep, token)
 	return f
 }
 
@@ -42,6 +49,16 @@ func newFixture(t *testing.T, opts shell.Options) *fixture {
 func TestShellEndToEnd(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, shell.Options{})
+	// The operator's snapshot reached the hub: the dashboard lists the agent
+	// with its running pod, where the shell is opened from.
+	waitUntil(t, "the dashboard lists the agent's pod", func() bool {
+		var agents struct {
+			Items []agentkube.AgentSummary `json:"items"`
+		}
+		apiCall(t, f.p, f.alice.token, "GET", "/api/v1/deployments/"+f.dep+"/agents", nil, http.StatusOK, &agents)
+		return len(agents.Items) == 1 && agents.Items[0].Name == cluster.agent &&
+			agents.Items[0].PodName == cluster.agent && agents.Items[0].PodPhase == string(corev1.PodRunning)
+	})
 	tm := openTerm(t, f.p, f.alice, f.dep)
 	sess := tm.waitMsg("session")
 	started := tm.waitMsg("started")
@@ -127,7 +144,7 @@ func TestGrantsAndOrigin(t *testing.T) {
 	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	f := newFixture(t, shell.Options{Now: clock})
 	bob := signup(t, f.p, "bob@example.com")
-	bobDep := createDeployment(t, f.p, bob, "bobs")
+	bobDep, _ := createDeployment(t, f.p, bob, "bobs")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -234,11 +251,21 @@ func TestRefusesPodsThatAreNotTheAgents(t *testing.T) {
 	defer cancel()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: cluster.namespace, Name: "not-an-agent"},
-		Spec:       corev1.PodSpec{NodeName: cluster.kubelet.nodeName, Containers: []corev1.Container{{Name: "runtime", Image: "x"}}},
+		Spec:       corev1.PodSpec{NodeName: cluster.node.Name(), Containers: []corev1.Container{{Name: "runtime", Image: "example.com/not-an-agent:1"}}},
 	}
 	if _, err := cluster.Kube.CoreV1().Pods(cluster.namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = cluster.Kube.CoreV1().Pods(cluster.namespace).Delete(ctx, pod.Name, *metav1.NewDeleteOptions(0))
+	})
+	// Running, so only ownership can be why it is refused.
+	waitUntil(t, "the node runs the pod", func() bool {
+		p, err := cluster.Kube.CoreV1().Pods(cluster.namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodRunning
+	})
 	var g shell.GrantResponse
 	apiCall(t, f.p, f.alice.token, "POST", fmt.Sprintf("/api/v1/deployments/%s/agents/%s/%s/shell", f.dep, cluster.namespace, pod.Name), nil, http.StatusCreated, &g)
 	ws, _, err := dialShell(ctx, g.WSURL, f.alice.token, f.p.url)
@@ -255,8 +282,9 @@ func TestRefusesPodsThatAreNotTheAgents(t *testing.T) {
 	}
 }
 
-// A browser that stops reading holds up only its own shell: heartbeats and
-// another shell on the same tunnel go on; once it is gone everything ends.
+// A browser that stops reading holds up only its own shell: heartbeats,
+// deltas and another shell on the same tunnel go on; once it is gone
+// everything ends.
 func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, shell.Options{BrowserWriteTimeout: time.Hour})
@@ -279,20 +307,52 @@ func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 	// window; what follows holds however full they are.
 	time.Sleep(time.Second)
 
-	hb := f.p.tunnels.heartbeats.Load()
+	// The hub's last-seen time moves only with control frames (heartbeats,
+	// deltas), never with shell streams.
+	before := clusterView(t, f)
+	if !before.Connected || before.Status != store.StatusConnected || before.LastSeenAt == nil {
+		t.Fatalf("cluster view while stalled: %+v", before)
+	}
 	tm := openTerm(t, f.p, f.alice, f.dep)
 	tm.waitMsg("started")
 	for i := range 20 {
 		tm.send(fmt.Sprintf("echo round''trip-%d\r", i))
 		tm.waitOutput(fmt.Sprintf("roundtrip-%d\r\n", i))
 	}
-	waitUntil(t, "heartbeats keep arriving", func() bool { return f.p.tunnels.heartbeats.Load() >= hb+5 })
+	waitUntil(t, "heartbeats keep arriving", func() bool {
+		v := clusterView(t, f)
+		// Five heartbeat intervals on, and still connected.
+		return v.Status == store.StatusConnected && v.LastSeenAt.Sub(*before.LastSeenAt) >= 500*time.Millisecond
+	})
+	// A change in the cluster still reaches the platform as a delta.
+	stamp := fmt.Sprintf("stalled-%d", time.Now().UnixNano())
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{"test.exo/slow-reader":%q}}}`, stamp)
+	if _, err := cluster.Agentkube.AgentkubeV1alpha1().Agents(cluster.namespace).Patch(ctx, cluster.agent, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the delta arrives", func() bool {
+		for _, o := range clusterView(t, f).Objects {
+			if o.Kind == "Agent" && o.Name == cluster.agent && strings.Contains(string(o.Object), stamp) {
+				return true
+			}
+		}
+		return false
+	})
 	tm.send("exit\r")
 	tm.waitMsg("exit")
 
 	// The stalled browser goes away: its shell, exec and process end.
 	stalled.Close()
 	waitUntil(t, "every session ends", func() bool { return f.p.shell.Active() == 0 && f.op.exec.Active() == 0 })
+	waitUntil(t, "the flooding shell's processes end", func() bool { return len(shellProcesses("/etc/services")) == 0 })
+}
+
+// clusterView is the deployment as the dashboard sees it through the hub.
+func clusterView(t *testing.T, f *fixture) agentkube.ClusterView {
+	t.Helper()
+	var v agentkube.ClusterView
+	apiCall(t, f.p, f.alice.token, "GET", "/api/v1/deployments/"+f.dep+"/cluster", nil, http.StatusOK, &v)
+	return v
 }
 
 // Sessions end cleanly from every side.
@@ -303,9 +363,12 @@ func TestSessionEnds(t *testing.T) {
 		tm := openTerm(t, f.p, f.alice, f.dep)
 		id := tm.waitMsg("session")["session_id"].(string)
 		tm.waitMsg("started")
-		tm.send("sleep 1000\r")
+		tm.send("sleep 1001\r")
+		waitUntil(t, "sleep runs in the pod", func() bool { return len(shellProcesses("sleep 1001")) == 1 })
 		tm.ws.Close()
 		waitUntil(t, "the session ends", func() bool { return f.p.shell.Active() == 0 && f.op.exec.Active() == 0 })
+		// The node ends the exec's processes with the exec stream.
+		waitUntil(t, "sleep ends", func() bool { return len(shellProcesses("sleep 1001")) == 0 })
 		s := getSession(t, f, id)
 		if s.EndReason != shell.EndBrowserClosed {
 			t.Fatalf("end reason %q", s.EndReason)

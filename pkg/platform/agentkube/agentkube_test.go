@@ -269,3 +269,45 @@ func TestInvokeAgent(t *testing.T) {
 		t.Fatalf("ensure-pod on a dropped connection: %d %+v", code, errBody)
 	}
 }
+
+// Behind an ingress that sets X-Forwarded-For (EXO_TRUST_PROXY_HEADERS),
+// the audit records the operator's address, not the ingress's.
+func TestReconnectAuditUsesForwardedAddress(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, map[string]string{"EXO_TUNNEL_GRACE_WINDOW": "50ms", "EXO_TRUST_PROXY_HEADERS": "true"})
+	u := e.signup("a@example.com")
+	id, token := e.createDeployment(u, "prod")
+	hdr := http.Header{"X-Forwarded-For": {"203.0.113.7, 10.0.0.1"}}
+	for range 2 {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			o, err := e.dial(token, hdr)
+			if err == nil {
+				e.handshake(o)
+				o.close()
+				break
+			}
+			if handshakeStatus(err) != http.StatusConflict || time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	var audit struct {
+		Items []store.AuditEvent `json:"items"`
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		e.do("GET", "/api/v1/audit", u.Token, nil, &audit)
+		for _, a := range audit.Items {
+			if a.Action == agentkube.AuditDeploymentReconnected && a.TargetID == id {
+				if a.RemoteAddr != "203.0.113.7" {
+					t.Fatalf("reconnect audited from %q, want the forwarded client 203.0.113.7", a.RemoteAddr)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no DeploymentReconnected audit event")
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"github.com/exo-in-go/exo/pkg/platform/live"
 	"github.com/exo-in-go/exo/pkg/platform/perm"
 	"math"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -90,7 +89,7 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 	defer done()
 
 	s := &session{
-		hub: h, dep: dep, remote: remoteHost(r), tokenPrefix: d.TokenPrefix, prevStatus: d.Status,
+		hub: h, dep: dep, remote: h.srv.ClientAddr(r), tokenPrefix: d.TokenPrefix, prevStatus: d.Status,
 		conn: tunnel.NewConn(ws, tunnel.Options{
 			ReadLimit: h.opts.MaxFrameBytes, PingInterval: h.opts.PingInterval,
 		}),
@@ -320,14 +319,6 @@ func bearer(r *http.Request) (string, bool) {
 	}
 	tok = strings.TrimSpace(tok)
 	return tok, tok != ""
-}
-
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func truncate(s string, n int) string {

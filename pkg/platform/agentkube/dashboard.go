@@ -319,7 +319,7 @@ func (h *Hub) audit(r *http.Request, p *api.Principal, d store.Deployment, actio
 	defer cancel()
 	if err := h.store.AppendAudit(ctx, store.AuditEvent{
 		TenantID: p.TenantID, ActorID: p.UserID, ActorEmail: p.Email, Action: action,
-		TargetType: "agent", TargetID: target, Detail: string(b), RemoteAddr: remoteHost(r),
+		TargetType: "agent", TargetID: target, Detail: string(b), RemoteAddr: h.srv.ClientAddr(r),
 	}); err != nil {
 		h.log.ErrorContext(r.Context(), "write audit event", "action", action, "err", err)
 	}

@@ -133,7 +133,7 @@ func (s *Server) audit(r *http.Request, tenantID, actorID, actorEmail, action, t
 	}
 	e := store.AuditEvent{
 		TenantID: tenantID, ActorID: actorID, ActorEmail: actorEmail, Action: action,
-		TargetType: targetType, TargetID: targetID, Detail: d, RemoteAddr: s.clientAddr(r),
+		TargetType: targetType, TargetID: targetID, Detail: d, RemoteAddr: s.ClientAddr(r),
 	}
 	if err := s.store.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
 		s.log.ErrorContext(r.Context(), "write audit event", "err", err, "action", action, "tenant", tenantID)
@@ -144,9 +144,10 @@ func (s *Server) auditP(r *http.Request, p *Principal, action, targetType, targe
 	s.audit(r, p.TenantID, p.UserID, p.Email, action, targetType, targetID, detail)
 }
 
-// clientAddr is the peer address, or the first X-Forwarded-For hop when
-// EXO_TRUST_PROXY_HEADERS says the ingress sets it.
-func (s *Server) clientAddr(r *http.Request) string {
+// ClientAddr is the peer address, or the first X-Forwarded-For hop when
+// EXO_TRUST_PROXY_HEADERS says the ingress sets it. Rate limits, audit
+// events and logs of every mounted handler use it.
+func (s *Server) ClientAddr(r *http.Request) string {
 	if s.cfg.TrustProxyHeaders {
 		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
 			first, _, _ := strings.Cut(xff, ",")

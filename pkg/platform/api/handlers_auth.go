@@ -91,7 +91,7 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 
 // rateLimited applies the login limiter to an e-mail and the client address.
 func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, email string) bool {
-	okAddr, waitAddr := s.loginByAddr.Allow(s.clientAddr(r))
+	okAddr, waitAddr := s.loginByAddr.Allow(s.ClientAddr(r))
 	okEmail, waitEmail := true, time.Duration(0)
 	if email != "" {
 		okEmail, waitEmail = s.loginByEmail.Allow(email)
@@ -132,7 +132,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := auth.VerifyPassword(u.PasswordHash, req.Password); err != nil {
-		s.log.InfoContext(r.Context(), "login failed", "user", u.ID, "remote", s.clientAddr(r))
+		s.log.InfoContext(r.Context(), "login failed", "user", u.ID, "remote", s.ClientAddr(r))
 		writeError(w, http.StatusUnauthorized, "invalid_credentials", "invalid e-mail or password")
 		return
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -178,7 +177,7 @@ func (h *Handler) serveShell(w http.ResponseWriter, r *http.Request) {
 	defer done()
 	h.wg.Add(1)
 	defer h.wg.Done()
-	h.runSession(ws, conn, g, settings, remoteHost(r))
+	h.runSession(ws, conn, g, settings, h.srv.ClientAddr(r))
 }
 
 func (h *Handler) listSessions(w http.ResponseWriter, r *http.Request, p *api.Principal) {
@@ -296,7 +295,7 @@ func (h *Handler) putSettings(w http.ResponseWriter, r *http.Request, p *api.Pri
 	}
 	h.audit(context.WithoutCancel(r.Context()), store.AuditEvent{
 		TenantID: p.TenantID, ActorID: p.UserID, ActorEmail: p.Email, Action: AuditShellSettingsUpdated,
-		TargetType: "tenant", TargetID: p.TenantID, RemoteAddr: remoteHost(r),
+		TargetType: "tenant", TargetID: p.TenantID, RemoteAddr: h.srv.ClientAddr(r),
 	}, map[string]any{"record_input": st.RecordInput})
 	writeJSON(w, http.StatusOK, st)
 }
@@ -330,14 +329,6 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) bool {
 		return false
 	}
 	return true
-}
-
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func truncate(s string, n int) string {
