@@ -15,7 +15,14 @@ export GOBIN=${GOBIN:-$root/_output/codegen-bin}
 mkdir -p "$GOBIN"
 export GOFLAGS=-mod=mod
 
+# `go list -m` reports no directory for a module not yet in the module cache (a fresh
+# machine), so download it first.
+(cd "$tools" && go mod download k8s.io/code-generator)
 codegen_pkg=$(cd "$tools" && go list -m -f '{{.Dir}}' k8s.io/code-generator)
+if [[ -z "$codegen_pkg" ]]; then
+  echo "cannot locate k8s.io/code-generator in the module cache" >&2
+  exit 1
+fi
 # shellcheck source=/dev/null
 source "$codegen_pkg/kube_codegen.sh"
 
