@@ -324,6 +324,13 @@ func TestAgentRunLifecycle(t *testing.T) {
 	if ref := metav1.GetControllerOf(run); ref == nil || ref.Name != "worker" {
 		t.Errorf("run owner = %+v", ref)
 	}
+	// Any run, not only a scheduled one, is the Agent's last run.
+	eventually(t, "lastRun r1-ok", func() error {
+		if got := getAgent(t, ns, "worker").Status.LastRun; got != "r1-ok" {
+			return fmt.Errorf("status.lastRun = %q", got)
+		}
+		return nil
+	})
 
 	// Failure: exit code kept.
 	createRun(t, ns, "r2-fails", "worker", "x", func(r *agentkubev1alpha1.AgentRun) { r.Spec.Args = []string{"3"} })

@@ -126,7 +126,14 @@ func (b *Browser) CheckConsole(t testing.TB) {
 // instead of hanging the suite.
 func (b *Browser) Run(t testing.TB, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.Ctx, 30*time.Second)
+	b.RunWithin(t, what, 30*time.Second, actions...)
+}
+
+// RunWithin is Run with a deadline of d, for a step that waits on something
+// slow (a pod starting, a run finishing).
+func (b *Browser) RunWithin(t testing.TB, what string, d time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.Ctx, d)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		b.fail(t, what, err)

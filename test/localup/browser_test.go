@@ -35,7 +35,7 @@ func dashboardInBrowser(t *testing.T, u *localUp, d *dashboard) {
 
 	b.Run(t, "open the agent", chromedp.Click(chromedp.CSS(`#agents-table tr[data-agent="default/hello"] a`)),
 		chromedp.WaitVisible(chromedp.CSS(`#invoke-form textarea`)))
-	b.Run(t, "invoke",
+	b.RunWithin(t, "invoke", 90*time.Second,
 		chromedp.SendKeys(chromedp.CSS(`#invoke-form textarea`), "from the browser"),
 		chromedp.Click(chromedp.CSS(`#invoke-form button[type="submit"]`)),
 		chromedp.Poll[chromedp.Void](`document.getElementById("invoke-status").textContent.includes("Succeeded")`, chromedp.WithPollingTimeout(90*time.Second)))

@@ -1,30 +1,33 @@
 // Package ui_test drives the embedded dashboard in a real Chromium
-// (chromedp) against a real exo-app: the API, the live event stream and the
-// operator tunnel, with a simulated operator speaking the tunnel protocol
-// over a real WebSocket. Screenshots of every page go to $EXO_UI_SCREENSHOTS
+// (chromedp) against a real exo-app (the API, the live event stream and the
+// operator tunnel) and a real cluster behind a real operator: the tunnel
+// connector started with the token the page showed, agentkube-manager's
+// controllers, and Agent pods on localnode running the real agentlet
+// (cluster_test.go). Screenshots of every page go to $EXO_UI_SCREENSHOTS
 // (or a temporary directory printed in the log); any console error or
 // uncaught exception in the page fails the suite.
 package ui_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
+	"github.com/exo-in-go/exo/pkg/connect"
 	"github.com/exo-in-go/exo/pkg/platform/agentkube"
 	"github.com/exo-in-go/exo/pkg/platform/api"
 	"github.com/exo-in-go/exo/pkg/platform/config"
 	"github.com/exo-in-go/exo/pkg/platform/live"
 	"github.com/exo-in-go/exo/pkg/platform/platformtest"
 	"github.com/exo-in-go/exo/pkg/platform/store"
-	"github.com/exo-in-go/exo/pkg/tunnel"
 	"github.com/exo-in-go/exo/test/browser"
 )
 
@@ -79,146 +82,6 @@ func startPlatform(t *testing.T) *platform {
 	return &platform{url: base, srv: srv}
 }
 
-// operator is a simulated agentkube-manager: it dials the tunnel with the
-// deployment token, says hello, sends a snapshot, heartbeats, and answers
-// invoke_agent requests.
-type operator struct {
-	t       *testing.T
-	conn    *tunnel.Conn
-	done    chan struct{}
-	stopHB  chan struct{}
-	gen     uint64
-	invokes chan tunnel.InvokeAgent
-	// proceed lets a streamed invocation finish after its first output.
-	proceed chan struct{}
-	welcome chan struct{}
-	once    sync.Once
-}
-
-func connectOperator(t *testing.T, baseURL, token string, objects []tunnel.Object) *operator {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	u, err := tunnel.ConnectURL(baseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws, err := tunnel.Dial(ctx, u, token, nil, 10*time.Second)
-	if err != nil {
-		t.Fatalf("operator dial: %v", err)
-	}
-	o := &operator{t: t, conn: tunnel.NewConn(ws, tunnel.Options{}), done: make(chan struct{}), stopHB: make(chan struct{}),
-		gen: 1, invokes: make(chan tunnel.InvokeAgent, 4), proceed: make(chan struct{}), welcome: make(chan struct{})}
-	go func() {
-		defer close(o.done)
-		_ = o.conn.Run(context.Background(), o.handle)
-	}()
-	t.Cleanup(o.close)
-	o.send(tunnel.TypeHello, "hello-1", tunnel.Hello{ClusterID: "ui-test-cluster", OperatorVersion: "ui-test"})
-	select {
-	case <-o.welcome:
-	case <-time.After(15 * time.Second):
-		t.Fatal("no welcome from the platform")
-	}
-	o.send(tunnel.TypeSnapshot, "", tunnel.Snapshot{Generation: o.gen, Objects: objects, Final: true})
-	go func() {
-		tick := time.NewTicker(2 * time.Second)
-		defer tick.Stop()
-		for seq := uint64(1); ; seq++ {
-			select {
-			case <-o.stopHB:
-				return
-			case <-o.conn.Done():
-				return
-			case now := <-tick.C:
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_ = o.conn.Send(ctx, tunnel.TypeHeartbeat, "", tunnel.Heartbeat{Seq: seq, Time: now})
-				cancel()
-			}
-		}
-	}()
-	return o
-}
-
-func (o *operator) handle(f tunnel.Frame) {
-	switch f.Type {
-	case tunnel.TypeWelcome:
-		o.once.Do(func() { close(o.welcome) })
-	case tunnel.TypeInvokeAgent:
-		var req tunnel.InvokeAgent
-		if err := f.Unmarshal(&req); err != nil {
-			return
-		}
-		// The output stream is registered before the next frame is read,
-		// as the real operator does.
-		var out *tunnel.Stream
-		if req.OutputStream != 0 {
-			out, _ = o.conn.OpenStream(req.OutputStream)
-		}
-		o.invokes <- req
-		// Answer off the read goroutine, as the real operator does: the
-		// first line of output, then (once the test has seen it arrive
-		// while the run is still going) the rest and the result.
-		go func() {
-			code := int32(0)
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			first, rest := "hello from "+req.Name+"\n", "you said: "+req.Input+"\n"
-			res := tunnel.InvokeAgentResult{
-				RunName: req.Name + "-run-1", Phase: "Succeeded", ExitCode: &code, Output: first + rest,
-			}
-			if out != nil {
-				_ = out.Send(ctx, tunnel.TypeInvokeAgentOutput, "", tunnel.InvokeAgentOutput{Data: first})
-				select {
-				case <-o.proceed:
-				case <-ctx.Done():
-				}
-				_ = out.Send(ctx, tunnel.TypeInvokeAgentOutput, "", tunnel.InvokeAgentOutput{Data: rest})
-				_ = out.Send(ctx, tunnel.TypeInvokeAgentOutputEnd, "", tunnel.InvokeAgentOutputEnd{})
-				res.OutputStreamed = true
-			}
-			_ = o.conn.Send(ctx, tunnel.TypeInvokeAgentResult, f.ID, res)
-		}()
-	}
-}
-
-func (o *operator) send(typ, id string, payload any) {
-	o.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := o.conn.Send(ctx, typ, id, payload); err != nil {
-		o.t.Fatalf("operator send %s: %v", typ, err)
-	}
-}
-
-func (o *operator) upsert(objs ...tunnel.Object) {
-	o.t.Helper()
-	changes := make([]tunnel.Change, len(objs))
-	for i, obj := range objs {
-		changes[i] = tunnel.Change{Op: tunnel.OpUpsert, Object: obj}
-	}
-	o.send(tunnel.TypeDelta, "", tunnel.Delta{Generation: o.gen, Changes: changes})
-}
-
-func (o *operator) close() {
-	select {
-	case <-o.stopHB:
-	default:
-		close(o.stopHB)
-	}
-	o.conn.Close(1000, "test done")
-	<-o.done
-}
-
-func object(t *testing.T, kind, ns, name string, v map[string]any) tunnel.Object {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tunnel.Object{Kind: kind, Namespace: ns, Name: name, UID: kind + "-" + name, ResourceVersion: "1", Object: b}
-}
-
 func TestDashboardEndToEnd(t *testing.T) {
 	p := startPlatform(t)
 	b := browser.Start(t)
@@ -271,7 +134,7 @@ func TestDashboardEndToEnd(t *testing.T) {
 	// The operator connects with that token: the row turns connected live.
 	b.Run(t, "wait live", chromedp.WaitVisible(chromedp.CSS(`#live-state[data-state="live"]`)))
 	b.MarkPage(t)
-	op := connectOperator(t, p.url, token, nil)
+	startOperator(t, p.url, token)
 	b.Run(t, "deployment turns connected",
 		chromedp.WaitVisible(chromedp.CSS(`#deployments-table tr[data-id="`+depID+`"] [data-status="connected"]`)))
 	b.AssertNotReloaded(t)
@@ -288,25 +151,35 @@ func TestDashboardEndToEnd(t *testing.T) {
 	b.Run(t, "open agents", chromedp.Click(chromedp.CSS(`#deployments-table tr[data-id="`+depID+`"] a`)),
 		chromedp.WaitVisible(chromedp.CSS(`#agents-table .empty-row`)))
 	b.MarkPage(t)
-	created := time.Now().UTC().Format(time.RFC3339)
-	op.upsert(
-		object(t, "Agent", "default", "hello", map[string]any{
-			"apiVersion": "agentkube.io/v1alpha1", "kind": "Agent",
-			"metadata": map[string]any{"name": "hello", "namespace": "default", "creationTimestamp": created},
-			"spec":     map[string]any{"runtime": "claude", "mode": "task"},
-			"status": map[string]any{"phase": "Ready", "ready": "1/1", "podName": "hello", "lastRun": "hello-run-0",
-				"conditions": []map[string]any{{"type": "Ready", "status": "True", "reason": "PodReady", "message": "the agent's pod is ready", "lastTransitionTime": created}}},
-		}),
-		object(t, "Pod", "default", "hello", map[string]any{"metadata": map[string]any{"name": "hello", "namespace": "default"}, "status": map[string]any{"phase": "Running"}}),
-		object(t, "AgentRun", "default", "hello-run-0", map[string]any{
-			"metadata": map[string]any{"name": "hello-run-0", "namespace": "default", "creationTimestamp": created},
-			"spec":     map[string]any{"agentRef": map[string]any{"name": "hello"}, "input": "warm up", "trigger": "manual"},
-			"status":   map[string]any{"phase": "Succeeded", "exitCode": 0, "startTime": created},
-		}))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	// A Custom agent whose runs print a line, think, then answer: the pause
+	// lets the test see the first line on the page while the run goes on.
+	hello := &agentkubev1alpha1.Agent{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "hello"},
+		Spec: agentkubev1alpha1.AgentSpec{
+			Runtime: agentkubev1alpha1.RuntimeCustom, Image: "registry.local/agentkube/custom-shell:dev",
+			Command: []string{"/bin/sh", "-c", `echo "hello from hello"; sleep 5; echo "you said: ${AGENT_INPUT}"`},
+		},
+	}
+	if err := cluster.Client.Create(ctx, hello); err != nil {
+		t.Fatal(err)
+	}
 	b.Run(t, "agent appears", chromedp.WaitVisible(chromedp.CSS(`#agents-table tr[data-agent="default/hello"]`)))
 	b.AssertNotReloaded(t)
-	if got := b.Text(t, `#agents-table tr[data-agent="default/hello"]`); !strings.Contains(got, "claude") || !strings.Contains(got, "1/1") || !strings.Contains(got, "hello-run-0") {
-		t.Errorf("agent row %q lacks runtime, ready or last run", got)
+	// The manager starts its pod on localnode; a run gives it a last run.
+	b.RunWithin(t, "agent ready", 3*time.Minute, chromedp.Poll[chromedp.Void](`document.querySelector('#agents-table tr[data-agent="default/hello"]').textContent.includes("1/1")`, chromedp.WithPollingTimeout(3*time.Minute)))
+	warmup := &agentkubev1alpha1.AgentRun{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "hello-warmup"},
+		Spec:       agentkubev1alpha1.AgentRunSpec{AgentRef: agentkubev1alpha1.LocalObjectReference{Name: "hello"}, Input: "warm up"},
+	}
+	if err := cluster.Client.Create(ctx, warmup); err != nil {
+		t.Fatal(err)
+	}
+	b.RunWithin(t, "last run shown", 2*time.Minute, chromedp.Poll[chromedp.Void](`document.querySelector('#agents-table tr[data-agent="default/hello"]').textContent.includes("hello-warmup")`, chromedp.WithPollingTimeout(2*time.Minute)))
+	b.AssertNotReloaded(t)
+	if got := b.Text(t, `#agents-table tr[data-agent="default/hello"]`); !strings.Contains(got, "Custom") {
+		t.Errorf("agent row %q lacks the runtime", got)
 	}
 	b.Screenshot(t, "05-agents")
 	b.Narrow(t, "05-agents")
@@ -320,14 +193,6 @@ func TestDashboardEndToEnd(t *testing.T) {
 	b.Run(t, "invoke",
 		chromedp.SendKeys(chromedp.CSS(`#invoke-form textarea`), "summarise the cluster"),
 		chromedp.Click(chromedp.CSS(`#invoke-form button[type="submit"]`)))
-	select {
-	case req := <-op.invokes:
-		if req.Namespace != "default" || req.Name != "hello" || req.Input != "summarise the cluster" || req.RequestedBy != email {
-			t.Errorf("operator received %+v", req)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the operator never received invoke_agent")
-	}
 	// The first output is on the page while the run is still going: it
 	// streamed rather than arriving with the result.
 	b.Run(t, "output streams", chromedp.WaitVisible(chromedp.CSS(`#invoke-output`)),
@@ -339,13 +204,34 @@ func TestDashboardEndToEnd(t *testing.T) {
 		t.Errorf("output before the rest was sent: %q", got)
 	}
 	b.Screenshot(t, "06-agent-invoke-streaming")
-	close(op.proceed)
-	b.Run(t, "output shown", chromedp.Poll[chromedp.Void](`document.getElementById("invoke-output").textContent.includes("you said: summarise the cluster")`, chromedp.WithPollingTimeout(20*time.Second)))
+	b.RunWithin(t, "output shown", time.Minute, chromedp.Poll[chromedp.Void](`document.getElementById("invoke-status").textContent.includes("Succeeded")`, chromedp.WithPollingTimeout(time.Minute)))
+	if got := b.Text(t, "#invoke-output"); !strings.Contains(got, "you said: summarise the cluster") {
+		t.Errorf("the rest of the output is missing: %q", got)
+	}
 	if got := b.Text(t, "#invoke-output"); strings.Count(got, "hello from hello") != 1 {
 		t.Errorf("output shown twice (streamed and from the result): %q", got)
 	}
-	if st := b.Text(t, "#invoke-status"); !strings.Contains(st, "hello-run-1") || !strings.Contains(st, "Succeeded") {
+	if st := b.Text(t, "#invoke-status"); !strings.Contains(st, "hello-platform-") || !strings.Contains(st, "exit code 0") {
 		t.Errorf("invoke status %q", st)
+	}
+	// The run reaches the page's recent runs live, from the operator's delta.
+	b.Run(t, "run listed", chromedp.Poll[chromedp.Void](`document.getElementById("runs-table").textContent.includes("hello-platform-")`, chromedp.WithPollingTimeout(20*time.Second)))
+	// The run exists in the cluster, made for the signed-in user.
+	var runs agentkubev1alpha1.AgentRunList
+	if err := cluster.Client.List(ctx, &runs, client.InNamespace("default")); err != nil {
+		t.Fatal(err)
+	}
+	platformRuns := 0
+	for _, r := range runs.Items {
+		if r.Spec.Trigger == agentkubev1alpha1.RunTriggerPlatform {
+			platformRuns++
+			if r.Annotations[connect.AnnotationRequestedBy] != email || r.Spec.Input != "summarise the cluster" {
+				t.Errorf("AgentRun %s: requested by %q, input %q", r.Name, r.Annotations[connect.AnnotationRequestedBy], r.Spec.Input)
+			}
+		}
+	}
+	if platformRuns != 1 {
+		t.Errorf("%d AgentRuns from the platform, want 1", platformRuns)
 	}
 	b.Screenshot(t, "06-agent-invoke")
 	b.Narrow(t, "06-agent")

@@ -195,9 +195,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		status.PodName = pod.Name
 	}
 
-	running, err := r.activeRun(ctx, &agent)
+	running, latest, err := r.runs(ctx, &agent)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if latest != "" {
+		// Whatever started it (invoke, the platform, kubectl, the schedule).
+		// With no run left (history pruned to zero) the last value stays.
+		status.LastRun = latest
 	}
 	switch {
 	case agent.Spec.Paused:
@@ -454,18 +459,28 @@ func podReadiness(pod *corev1.Pod, cfgErr *configError) (ready bool, reason, mes
 	return false, ReasonPodPending, fmt.Sprintf("Pod %s is %s and not ready yet.", pod.Name, orDefault(string(pod.Status.Phase), "Pending")), false
 }
 
-// activeRun returns the name of the Agent's Running AgentRun, if any.
-func (r *Reconciler) activeRun(ctx context.Context, agent *agentkubev1alpha1.Agent) (string, error) {
+// runs returns the name of the Agent's Running AgentRun, if any, and of its
+// most recently created one (status.lastRun).
+func (r *Reconciler) runs(ctx context.Context, agent *agentkubev1alpha1.Agent) (running, latest string, err error) {
 	var runs agentkubev1alpha1.AgentRunList
 	if err := r.Client.List(ctx, &runs, client.InNamespace(agent.Namespace), client.MatchingFields{index.RunAgent: agent.Name}); err != nil {
-		return "", fmt.Errorf("list runs: %w", err)
+		return "", "", fmt.Errorf("list runs: %w", err)
 	}
-	for _, run := range runs.Items {
+	var newest *agentkubev1alpha1.AgentRun
+	for i := range runs.Items {
+		run := &runs.Items[i]
 		if run.Status.Phase == agentkubev1alpha1.AgentRunPhaseRunning {
-			return run.Name, nil
+			running = run.Name
+		}
+		if newest == nil || newest.CreationTimestamp.Before(&run.CreationTimestamp) ||
+			(newest.CreationTimestamp.Equal(&run.CreationTimestamp) && newest.Name < run.Name) {
+			newest = run
 		}
 	}
-	return "", nil
+	if newest != nil {
+		latest = newest.Name
+	}
+	return running, latest, nil
 }
 
 // IsReady reports whether the Agent's Ready condition is True.

@@ -80,7 +80,7 @@ export function refreshRelativeTimes(root = document) {
 
 export function statusBadge(status) {
   const s = status || "unknown";
-  return h("span", { class: `badge st-${s}`, dataset: { status: s } }, s);
+  return h("span", { class: `badge st-${s}`, title: s, dataset: { status: s } }, s);
 }
 
 // copyButton copies text() to the clipboard and says so in a live region.

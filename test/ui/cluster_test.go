@@ -1,0 +1,155 @@
+package ui_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	ctrlmanager "sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/go-logr/logr"
+
+	"github.com/exo-in-go/exo/pkg/connect"
+	"github.com/exo-in-go/exo/pkg/controllers/agent"
+	"github.com/exo-in-go/exo/pkg/localnode"
+	"github.com/exo-in-go/exo/pkg/localnode/localnodetest"
+	"github.com/exo-in-go/exo/pkg/manager"
+	agentregistry "github.com/exo-in-go/exo/pkg/registry/agent"
+	"github.com/exo-in-go/exo/test/framework"
+)
+
+// The cluster the dashboard shows: a real kube-apiserver, agentkube-manager's
+// controllers, and a localnode that runs Agent pods with the real agentlet.
+// The operator's tunnel connector starts in the test, with the deployment
+// token the test reads from the page.
+var cluster *framework.Cluster
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctrllog.SetLogger(logr.Discard())
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	c, err := framework.Start(ctx, framework.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start cluster:", err)
+		return 1
+	}
+	defer c.Stop()
+	cluster = c
+	if err := c.EnsureNamespace(ctx, "agentkube-system"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	tmp, err := os.MkdirTemp("", "exo-ui-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	agentlet := filepath.Join(tmp, "agentlet")
+	build := exec.CommandContext(ctx, "go", "build", "-o", agentlet, "./cmd/agentlet")
+	build.Dir = framework.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build ./cmd/agentlet: %v\n%s", err, out)
+		return 1
+	}
+
+	node, err := localnode.New(localnode.Options{
+		Config:              c.Config,
+		NodeName:            "ui-node",
+		ImageMap:            localnodetest.AgentImages(agentlet),
+		StateDir:            filepath.Join(tmp, "node"),
+		ListenAddress:       "127.0.0.1:0",
+		ServingCACertPEM:    c.PKI.KubeletServingCA.CertPEM,
+		ServingCAKeyPEM:     c.PKI.KubeletServingCA.KeyPEM,
+		ClientCAPEM:         c.PKI.KubeletClientCA.CertPEM,
+		BindUnscheduledPods: true,
+		RestartBackoff:      time.Second,
+		MaxRestartBackoff:   10 * time.Second,
+		ShutdownGracePeriod: 5 * time.Second,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "localnode:", err)
+		return 1
+	}
+	opts := manager.DefaultOptions()
+	opts.LeaderElection = false
+	opts.MetricsBindAddress, opts.HealthProbeBindAddress = "0", "0"
+	opts.RunPollInterval = time.Second
+	mgr, err := manager.New(c.Config, opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+		return 1
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	nodeDone, mgrDone := make(chan error, 1), make(chan error, 1)
+	go func() { nodeDone <- node.Run(runCtx) }()
+	go func() { mgrDone <- mgr.Start(runCtx) }()
+
+	code := m.Run()
+
+	stop()
+	for name, done := range map[string]chan error{"manager": mgrDone, "localnode": nodeDone} {
+		select {
+		case err := <-done:
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+			}
+		case <-time.After(time.Minute):
+			fmt.Fprintf(os.Stderr, "%s did not stop within a minute\n", name)
+			code = 1
+		}
+	}
+	return code
+}
+
+// startOperator runs the tunnel connector as agentkube-manager runs it in
+// managed mode (leader only there; alone here): a cache of agentkube objects
+// and managed pods, run output followed in the agentlet, with the given
+// deployment token.
+func startOperator(t *testing.T, baseURL, token string) {
+	t.Helper()
+	managed := labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": "agentkube-manager"})
+	mgr, err := ctrlmanager.New(cluster.Config, ctrlmanager.Options{
+		Scheme:                 cluster.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.Pod{}: {Label: managed}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kube, err := kubernetes.NewForConfig(cluster.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := connect.AddToManager(mgr, connect.Options{
+		Managed: true, BaseURL: baseURL, Token: token, ClusterID: "ui-test-cluster", Version: "ui-test",
+		RunOutput: connect.AgentletOutput{Locator: &agentregistry.PodLocator{Client: kube, SecretName: agent.TokenSecretName}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("operator: %v", err)
+		}
+	})
+}
