@@ -161,7 +161,7 @@ type AgentStatus struct {
 	// image is the resolved runtime image.
 	// +optional
 	Image string `json:"image,omitempty"`
-	// lastRun is the most recently started AgentRun.
+	// lastRun is the Agent's most recently created AgentRun, whatever started it.
 	// +optional
 	LastRun string `json:"lastRun,omitempty"`
 	// lastScheduleTime is when the schedule last started a run.

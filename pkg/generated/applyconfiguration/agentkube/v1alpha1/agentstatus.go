@@ -35,7 +35,7 @@ type AgentStatusApplyConfiguration struct {
 	PodName *string `json:"podName,omitempty"`
 	// image is the resolved runtime image.
 	Image *string `json:"image,omitempty"`
-	// lastRun is the most recently started AgentRun.
+	// lastRun is the Agent's most recently created AgentRun, whatever started it.
 	LastRun *string `json:"lastRun,omitempty"`
 	// lastScheduleTime is when the schedule last started a run.
 	LastScheduleTime *v1.Time `json:"lastScheduleTime,omitempty"`
