@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/exo-in-go/exo/pkg/platform/shell"
+	"github.com/exo-in-go/exo/test/browser"
 )
 
 // Real Chromium logs in, opens the terminal page on the agent, types
@@ -22,20 +23,11 @@ import (
 // PTY follows), exits, and plays the session's recording back in the page.
 func TestBrowserShell(t *testing.T) {
 	f := newFixture(t, shell.Options{})
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath("/usr/bin/chromium"),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1000, 700))
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
+	b := browser.Start(t)
+	// Any console error or uncaught exception of the terminal or replay page fails the test.
+	defer b.CheckConsole(t)
+	b.Run(t, "window size", chromedp.EmulateViewport(1000, 700))
+	ctx, cancel := context.WithTimeout(b.Ctx, 3*time.Minute)
 	defer cancel()
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
