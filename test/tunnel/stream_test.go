@@ -33,6 +33,18 @@ func (p *pipeOutput) FollowRunOutput(_ context.Context, _ *agentkubev1alpha1.Age
 // the run's output line by line while the run is still going, through the
 // tunnel's flow-controlled output stream, and then its result.
 func TestInvokeStreamsOutput(t *testing.T) {
+	testInvokeStreams(t, func(p *platform) string { return p.url() })
+}
+
+// The same through nginx configured like the seed's ingress (proxy
+// buffering on, its default): the lines still reach the browser as they are
+// written, not when the run ends.
+func TestInvokeStreamsOutputThroughNginx(t *testing.T) {
+	testInvokeStreams(t, func(p *platform) string { return startNginx(t, p.addr, "60s") })
+}
+
+// testInvokeStreams runs the check with the dashboard reached at front(p).
+func testInvokeStreams(t *testing.T, front func(*platform) string) {
 	ns := cluster.CreateNamespace(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -45,9 +57,10 @@ func TestInvokeStreamsOutput(t *testing.T) {
 	jwt, id, token := p.deployment("stream@example.com")
 	startOperator(t, p.url(), token, func(o *connect.Options) { o.RunOutput = out })
 	waitConverged(t, p, jwt, id)
+	dashboard := front(p)
 
 	body, _ := json.Marshal(map[string]any{"input": "go", "timeout_seconds": 60})
-	req, _ := http.NewRequestWithContext(ctx, "POST", p.url()+"/api/v1/deployments/"+id+"/agents/"+ns+"/bot/invoke", bytes.NewReader(body))
+	req, _ := http.NewRequestWithContext(ctx, "POST", dashboard+"/api/v1/deployments/"+id+"/agents/"+ns+"/bot/invoke", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+jwt)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/x-ndjson")
@@ -141,7 +154,7 @@ func TestInvokeStreamsOutput(t *testing.T) {
 	}
 
 	// A request refused before the run starts keeps its HTTP status.
-	req, _ = http.NewRequestWithContext(ctx, "POST", p.url()+"/api/v1/deployments/"+id+"/agents/"+ns+"/missing/invoke", strings.NewReader(`{"input":"x"}`))
+	req, _ = http.NewRequestWithContext(ctx, "POST", dashboard+"/api/v1/deployments/"+id+"/agents/"+ns+"/missing/invoke", strings.NewReader(`{"input":"x"}`))
 	req.Header.Set("Authorization", "Bearer "+jwt)
 	req.Header.Set("Accept", "application/x-ndjson")
 	res, err := http.DefaultClient.Do(req)
