@@ -82,8 +82,9 @@ func run() error {
 		return err
 	}
 	if _, err := shell.Mount(srv, shell.Options{
-		CastDir: cfg.CastStorageDir,
-		BaseURL: cfg.BaseURL,
+		CastDir:   cfg.CastStorageDir,
+		Retention: cfg.CastRetention,
+		BaseURL:   cfg.BaseURL,
 		Tunnels: shell.TunnelsFunc(func(id string) (shell.Conn, bool) {
 			if c, ok := tunnels.Conn(id); ok {
 				return c, true

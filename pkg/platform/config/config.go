@@ -28,8 +28,12 @@ type Config struct {
 	JWTExpiry      time.Duration
 	EncryptionKey  []byte // exactly 32 bytes
 	CastStorageDir string
-	DevMode        bool
-	LogLevel       slog.Level
+	// CastRetention is how long shell recordings are kept after their
+	// session ended (EXO_CAST_RETENTION, a Go duration; 0, the default,
+	// keeps them until their tenant is deleted).
+	CastRetention time.Duration
+	DevMode       bool
+	LogLevel      slog.Level
 
 	// CORSEnabled turns the permissive CORS headers on (the default). Gateways
 	// that inject their own CORS headers set EXO_CORS_ENABLED=false so the
@@ -146,6 +150,13 @@ func Load(getenv Getenv) (*Config, error) {
 	c.CastStorageDir = getenv("EXO_CAST_STORAGE_DIR")
 	if c.CastStorageDir == "" {
 		c.CastStorageDir = "/var/lib/exo/casts"
+	}
+	if v := getenv("EXO_CAST_RETENTION"); v != "" {
+		if d, err := time.ParseDuration(v); err != nil || d < 0 {
+			fail("EXO_CAST_RETENTION", "must be a Go duration such as 2160h (90 days), or 0 to keep recordings, got %q", v)
+		} else {
+			c.CastRetention = d
+		}
 	}
 
 	c.LogLevel = slog.LevelInfo

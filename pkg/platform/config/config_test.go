@@ -15,7 +15,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Port != 9092 || c.BaseURL.String() != "http://localhost:9092" || c.JWTExpiry != 24*time.Hour ||
 		!c.DevMode || !c.CORSEnabled || string(c.JWTSecret) != DevJWTSecret || len(c.EncryptionKey) != 32 ||
-		c.MaxBodyBytes != 10<<20 || c.CastStorageDir != "/var/lib/exo/casts" {
+		c.MaxBodyBytes != 10<<20 || c.CastStorageDir != "/var/lib/exo/casts" || c.CastRetention != 0 {
 		t.Fatalf("defaults %+v", c)
 	}
 	if got := c.Link("/invite/accept", map[string][]string{"token": {"a b"}}); got != "http://localhost:9092/invite/accept?token=a+b" {
@@ -31,6 +31,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		"EXO_ENCRYPTION_KEY": {"EXO_ENCRYPTION_KEY": "too-short"},
 		"EXO_DEV_MODE":       {"EXO_DEV_MODE": "maybe"},
 		"EXO_CORS_ENABLED":   {"EXO_CORS_ENABLED": "sometimes"},
+		"EXO_CAST_RETENTION": {"EXO_CAST_RETENTION": "90d"},
 		"EXO_JWT_SECRET":     {"EXO_DEV_MODE": "false", "EXO_ENCRYPTION_KEY": strings.Repeat("k", 32)},
 	} {
 		_, err := Load(env(m))

@@ -245,6 +245,10 @@ func (h *Handler) downloadRecording(w http.ResponseWriter, r *http.Request, p *a
 	if !ok {
 		return
 	}
+	if !s.RecordingAvailable {
+		writeError(w, http.StatusGone, "recording_expired", "the recording was removed after the retention period (EXO_CAST_RETENTION)")
+		return
+	}
 	f, err := os.Open(filepath.Join(h.opts.CastDir, filepath.FromSlash(s.Recording)))
 	if errors.Is(err, os.ErrNotExist) {
 		writeError(w, http.StatusNotFound, "not_found", "the recording is no longer stored")

@@ -76,6 +76,9 @@ type Options struct {
 	// MaxRecordingBytes caps one recording (default 64 MiB); past it a
 	// marker notes the truncation and the session goes on unrecorded.
 	MaxRecordingBytes int64
+	// Retention removes a recording this long after its session ended, and
+	// the recordings of deleted tenants (EXO_CAST_RETENTION); 0 keeps them.
+	Retention time.Duration
 	// Now replaces time.Now in tests.
 	Now func() time.Time
 }
@@ -169,6 +172,9 @@ func Mount(srv *api.Server, opts Options) (*Handler, error) {
 	h.nextStream.Store(0)
 	h.routes()
 
+	if opts.Retention > 0 {
+		h.startRetention()
+	}
 	done := srv.TrackLongLived()
 	go func() {
 		defer done()

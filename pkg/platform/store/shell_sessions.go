@@ -68,13 +68,16 @@ type ShellSession struct {
 	RemoteAddr   string `json:"remote_addr"`
 	// InputRecorded says whether keystrokes are in the recording.
 	InputRecorded bool `json:"input_recorded"`
-	// Recording is the file's path relative to EXO_CAST_STORAGE_DIR.
-	Recording      string     `json:"-"`
-	RecordingBytes int64      `json:"recording_bytes"`
-	StartedAt      time.Time  `json:"started_at"`
-	EndedAt        *time.Time `json:"ended_at"`
-	ExitCode       *int       `json:"exit_code"`
-	EndReason      string     `json:"end_reason"`
+	// Recording is the file's path relative to EXO_CAST_STORAGE_DIR; empty
+	// once the retention period removed the file.
+	Recording string `json:"-"`
+	// RecordingAvailable says the recording can be downloaded.
+	RecordingAvailable bool       `json:"recording_available"`
+	RecordingBytes     int64      `json:"recording_bytes"`
+	StartedAt          time.Time  `json:"started_at"`
+	EndedAt            *time.Time `json:"ended_at"`
+	ExitCode           *int       `json:"exit_code"`
+	EndReason          string     `json:"end_reason"`
 }
 
 // ShellSessionEnd is what is known when a session ends.
@@ -103,6 +106,10 @@ type ShellStore interface {
 	GetShellSession(ctx context.Context, tenantID, id string) (ShellSession, error)
 	GetShellSettings(ctx context.Context, tenantID string) (ShellSettings, error)
 	SetShellSettings(ctx context.Context, tenantID string, s ShellSettings) (ShellSettings, error)
+	// ExpireShellRecording records that an ended session's recording file
+	// is being removed (retention): the session stays listed, without a
+	// recording. ErrNotFound when no such ended session has one.
+	ExpireShellRecording(ctx context.Context, tenantID, id string) error
 }
 
 var _ ShellStore = (*sqlStore)(nil)
@@ -122,6 +129,7 @@ func scanShellSession(row interface{ Scan(...any) error }) (ShellSession, error)
 		return s, mapErr(err)
 	}
 	s.InputRecorded = input != 0
+	s.RecordingAvailable = s.Recording != ""
 	s.StartedAt = fromMS(started)
 	s.EndedAt = fromNullMS(ended)
 	if exit.Valid {
@@ -182,6 +190,11 @@ func (s *sqlStore) ListShellSessions(ctx context.Context, tenantID string, p Pag
 
 func (s *sqlStore) GetShellSession(ctx context.Context, tenantID, id string) (ShellSession, error) {
 	return scanShellSession(s.db.QueryRowContext(ctx, s.rebind(`SELECT `+shellSessionCols+` FROM shell_sessions WHERE tenant_id = ? AND id = ?`), tenantID, id))
+}
+
+func (s *sqlStore) ExpireShellRecording(ctx context.Context, tenantID, id string) error {
+	return s.execOne(ctx, s.db, `UPDATE shell_sessions SET recording = ''
+		WHERE tenant_id = ? AND id = ? AND ended_at IS NOT NULL AND recording <> ''`, tenantID, id)
 }
 
 func (s *sqlStore) GetShellSettings(ctx context.Context, tenantID string) (ShellSettings, error) {

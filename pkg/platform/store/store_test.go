@@ -142,6 +142,32 @@ func TestStore(t *testing.T) {
 			if evB, _ := s.ListAudit(ctx, tb.ID, store.Page{}); len(evB) != 0 {
 				t.Fatalf("tenant B sees %d audit events", len(evB))
 			}
+
+			// Shell recordings expire only for ended sessions, per tenant.
+			shells := s.(store.ShellStore)
+			ss := store.ShellSession{ID: "sess-1", TenantID: ta.ID, UserID: ua.ID, UserEmail: ua.Email, DeploymentID: d.ID,
+				Namespace: "ns", Agent: "a", Recording: ta.ID + "/sess-1.cast"}
+			if err := shells.CreateShellSession(ctx, ss); err != nil {
+				t.Fatal(err)
+			}
+			if err := shells.ExpireShellRecording(ctx, ta.ID, ss.ID); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("expire a running session's recording: %v, want ErrNotFound", err)
+			}
+			if err := shells.EndShellSession(ctx, ta.ID, ss.ID, store.ShellSessionEnd{EndedAt: time.Now(), RecordingBytes: 10}); err != nil {
+				t.Fatal(err)
+			}
+			if err := shells.ExpireShellRecording(ctx, tb.ID, ss.ID); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("tenant B expired tenant A's recording: %v", err)
+			}
+			if got, err := shells.GetShellSession(ctx, ta.ID, ss.ID); err != nil || !got.RecordingAvailable {
+				t.Fatalf("before expiry: %+v %v", got, err)
+			}
+			if err := shells.ExpireShellRecording(ctx, ta.ID, ss.ID); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := shells.GetShellSession(ctx, ta.ID, ss.ID); err != nil || got.RecordingAvailable || got.Recording != "" || got.EndedAt == nil {
+				t.Fatalf("after expiry: %+v %v", got, err)
+			}
 		})
 	}
 }

@@ -26,7 +26,7 @@ export function list(ctx) {
           h("td", { "data-label": "Started" }, timeEl(s.started_at)),
           h("td", { "data-label": "Duration", class: "tnum" }, duration(s)),
           h("td", { "data-label": "Exit", class: "tnum" }, s.ended_at ? (s.exit_code ?? s.end_reason ?? "—") : "live"),
-          h("td", { "data-label": "Recording" }, s.recording_bytes ? h("button", { type: "button", class: "btn small", onclick: () => download(s) }, "Download recording") : h("span", { class: "muted" }, "—")))))))
+          h("td", { "data-label": "Recording" }, recordingCell(s)))))))
         : h("p", { class: "empty" }, "No sessions recorded yet."));
     } catch (e) {
       if (e.status === 404) {
@@ -58,4 +58,11 @@ async function download(s) {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+// recordingCell offers the download, or says why there is none.
+function recordingCell(s) {
+  if (s.recording_available === false) return h("span", { class: "muted", title: "Removed after the retention period (EXO_CAST_RETENTION)" }, "Removed (retention)");
+  if (!s.recording_bytes) return h("span", { class: "muted" }, "—");
+  return h("button", { type: "button", class: "btn small", onclick: () => download(s) }, "Download recording");
 }
