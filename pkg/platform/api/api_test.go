@@ -64,6 +64,24 @@ func TestSignupLoginMe(t *testing.T) {
 			t.Fatal(code)
 		}
 		e.expect(e.req("POST", "/api/v1/auth/login", "", map[string]string{"email": "nobody@example.com", "password": "wrong password"}), 401)
+		// The wrong password for an existing member is in their tenant's audit log,
+		// without the password.
+		var audit struct {
+			Items []store.AuditEvent `json:"items"`
+		}
+		e.expect(e.req("GET", "/api/v1/audit", s.Token, nil), 200).json(t, &audit)
+		failed := 0
+		for _, a := range audit.Items {
+			if a.Action == "auth.login_failed" {
+				failed++
+				if a.ActorEmail != "alice@example.com" || strings.Contains(a.Detail, "wrong password") {
+					t.Fatalf("failed-login audit %+v", a)
+				}
+			}
+		}
+		if failed != 1 {
+			t.Fatalf("%d auth.login_failed events, want 1", failed)
+		}
 
 		var me struct {
 			TenantID    string             `json:"tenant_id"`

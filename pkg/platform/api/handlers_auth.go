@@ -133,6 +133,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := auth.VerifyPassword(u.PasswordHash, req.Password); err != nil {
 		s.log.InfoContext(r.Context(), "login failed", "user", u.ID, "remote", s.ClientAddr(r))
+		s.auditFailedLogin(r, u)
 		writeError(w, http.StatusUnauthorized, "invalid_credentials", "invalid e-mail or password")
 		return
 	}
@@ -154,6 +155,21 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	s.audit(r, chosen.TenantID, u.ID, u.Email, "auth.login", "user", u.ID, nil)
 	s.issue(w, r, http.StatusOK, u, *chosen)
+}
+
+// auditFailedLogin records a wrong password for an existing account in each
+// of its tenants, so their administrators see guessing against their members
+// (the login rate limit bounds how many rows an attacker can cause). Unknown
+// e-mails belong to no tenant and are only logged.
+func (s *Server) auditFailedLogin(r *http.Request, u store.User) {
+	ms, err := s.store.ListMemberships(r.Context(), u.ID)
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "audit failed login: memberships", "user", u.ID, "err", err)
+		return
+	}
+	for _, m := range ms {
+		s.audit(r, m.TenantID, u.ID, u.Email, "auth.login_failed", "user", u.ID, map[string]any{"reason": "invalid_password"})
+	}
 }
 
 // logout exists for API symmetry: JWTs are stateless and there are no
