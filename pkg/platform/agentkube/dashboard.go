@@ -296,6 +296,9 @@ func (h *Hub) failure(r *http.Request, err error, res *tunnel.Error) (status int
 		return http.StatusServiceUnavailable, "operator_offline", err.Error()
 	case errors.Is(err, ErrRequestTimeout):
 		return http.StatusGatewayTimeout, "timeout", err.Error()
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away; the run it started goes on in the cluster.
+		return http.StatusServiceUnavailable, "canceled", "the request was canceled"
 	case err != nil:
 		h.log.ErrorContext(r.Context(), "operator request", "err", err)
 		return http.StatusBadGateway, "operator_error", "the operator request failed"
