@@ -19,15 +19,9 @@ import (
 
 	"github.com/go-logr/logr/testr"
 	"github.com/gorilla/websocket"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/exo-in-go/exo/pkg/connect"
-	"github.com/exo-in-go/exo/pkg/controllers/ctrlutil"
+	"github.com/exo-in-go/exo/pkg/connect/connecttest"
 	"github.com/exo-in-go/exo/pkg/platform/agentkube"
 	"github.com/exo-in-go/exo/pkg/platform/api"
 	"github.com/exo-in-go/exo/pkg/platform/config"
@@ -134,64 +128,33 @@ func (w testWriter) Write(p []byte) (int, error) {
 // controller-runtime manager of its own, as the manager's ServiceAccount,
 // with pkg/shellexec serving its shells, as cmd/agentkube-manager wires it.
 type operator struct {
-	exec   *shellexec.Executor
-	cancel context.CancelFunc
-	done   chan error
-	once   sync.Once
-	t      testing.TB
+	exec *shellexec.Executor
+	// stop stops the manager: the connector closes its tunnel (1001) and
+	// waits for its shells to end.
+	stop func()
 }
 
 // startOperator connects a deployment's operator to p with the
-// deployment's token and waits until p holds its tunnel. Its heartbeat is
-// what p's welcome asks for.
+// deployment's token, as the manager's ServiceAccount, and waits until p
+// holds its tunnel. Its heartbeat is what p's welcome asks for.
 func startOperator(t testing.TB, p *platform, deploymentID, token string) *operator {
 	t.Helper()
 	log := testr.NewWithInterface(t, testr.Options{Verbosity: 0})
-	// A cache shaped like agentkube-manager's: only the manager's pods.
-	managed := labels.SelectorFromSet(labels.Set{ctrlutil.LabelManagedBy: ctrlutil.ManagedByValue})
-	mgr, err := manager.New(cluster.manager, manager.Options{
-		Scheme:                 cluster.Scheme,
-		Logger:                 log,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.Pod{}: {Label: managed}}},
-	})
+	ex, err := shellexec.New(shellexec.Options{Config: cluster.manager, Log: log.WithName("shell")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex, err := shellexec.New(shellexec.Options{Config: mgr.GetConfig(), Log: log.WithName("shell")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = connect.AddToManager(mgr, connect.Options{
-		Managed: true, BaseURL: p.url, Token: token, ClusterID: "shell-test", Version: "test",
+	stop := connecttest.Start(t, cluster.manager, cluster.Scheme, connect.Options{
+		BaseURL: p.url, Token: token, ClusterID: "shell-test", Version: "test",
 		HandshakeTimeout: 5 * time.Second,
 		InitialBackoff:   50 * time.Millisecond, MaxBackoff: time.Second,
 		Logger: log.WithName("connect"), Shells: ex,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	o := &operator{exec: ex, cancel: cancel, done: make(chan error, 1), t: t}
-	go func() { o.done <- mgr.Start(ctx) }()
-	t.Cleanup(o.stop)
 	waitUntil(t, "the operator's tunnel is up", func() bool {
 		_, ok := p.hub.Conn(deploymentID)
 		return ok
 	})
-	return o
-}
-
-// stop stops the manager: the connector closes its tunnel (1001) and
-// waits for its shells to end.
-func (o *operator) stop() {
-	o.once.Do(func() {
-		o.cancel()
-		if err := <-o.done; err != nil {
-			o.t.Errorf("manager: %v", err)
-		}
-	})
+	return &operator{exec: ex, stop: stop}
 }
 
 // user is a signed-up user with a tenant of their own.

@@ -19,15 +19,10 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/exo-in-go/exo/pkg/connect"
+	"github.com/exo-in-go/exo/pkg/connect/connecttest"
 	"github.com/exo-in-go/exo/pkg/platform/agentkube"
 	"github.com/exo-in-go/exo/pkg/platform/api"
 	"github.com/exo-in-go/exo/pkg/platform/config"
@@ -275,23 +270,12 @@ func (p *platform) deployment(email string) (jwt, id, token string) {
 	return s.Token, d.Deployment.ID, d.Token
 }
 
-// startOperator runs the connector in its own manager against the test
-// cluster, with a cache shaped like agentkube-manager's (pods restricted to
-// the managed label).
+// startOperator runs the connector against the test cluster as
+// agentkube-manager runs it, with short timings.
 func startOperator(t testing.TB, baseURL, token string, tweak ...func(*connect.Options)) {
 	t.Helper()
-	managed := labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": "agentkube-manager"})
-	mgr, err := manager.New(cluster.Config, manager.Options{
-		Scheme:                 cluster.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.Pod{}: {Label: managed}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	opts := connect.Options{
-		Managed: true, BaseURL: baseURL, Token: token, ClusterID: "e2e", Version: "test",
+		BaseURL: baseURL, Token: token, ClusterID: "e2e", Version: "test",
 		HeartbeatInterval: 100 * time.Millisecond, DeltaDelay: 50 * time.Millisecond,
 		InitialBackoff: 20 * time.Millisecond, MaxBackoff: 300 * time.Millisecond,
 		HandshakeTimeout: 5 * time.Second,
@@ -299,19 +283,7 @@ func startOperator(t testing.TB, baseURL, token string, tweak ...func(*connect.O
 	for _, f := range tweak {
 		f(&opts)
 	}
-	err = connect.AddToManager(mgr, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
+	connecttest.Start(t, cluster.Config, cluster.Scheme, opts)
 }
 
 func eventually(t testing.TB, d time.Duration, cond func() error) {

@@ -9,18 +9,13 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
-	ctrlmanager "sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/go-logr/logr"
 
 	"github.com/exo-in-go/exo/pkg/connect"
+	"github.com/exo-in-go/exo/pkg/connect/connecttest"
 	"github.com/exo-in-go/exo/pkg/controllers/agent"
 	"github.com/exo-in-go/exo/pkg/localnode"
 	"github.com/exo-in-go/exo/pkg/localnode/localnodetest"
@@ -123,33 +118,12 @@ func run(m *testing.M) int {
 // deployment token.
 func startOperator(t *testing.T, baseURL, token string) {
 	t.Helper()
-	managed := labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": "agentkube-manager"})
-	mgr, err := ctrlmanager.New(cluster.Config, ctrlmanager.Options{
-		Scheme:                 cluster.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.Pod{}: {Label: managed}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	kube, err := kubernetes.NewForConfig(cluster.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := connect.AddToManager(mgr, connect.Options{
-		Managed: true, BaseURL: baseURL, Token: token, ClusterID: "ui-test-cluster", Version: "ui-test",
+	connecttest.Start(t, cluster.Config, cluster.Scheme, connect.Options{
+		BaseURL: baseURL, Token: token, ClusterID: "ui-test-cluster", Version: "ui-test",
 		RunOutput: connect.AgentletOutput{Locator: &agentregistry.PodLocator{Client: kube, SecretName: agent.TokenSecretName}},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("operator: %v", err)
-		}
 	})
 }
