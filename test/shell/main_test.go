@@ -86,46 +86,23 @@ func run(m *testing.M) int {
 	// One node for the whole package, started here rather than with
 	// localnodetest.Start (which ties it to a test) so every test and
 	// benchmark shells into the same running pod.
-	opts := localnode.Options{
-		Config:   c.Config,
-		NodeName: "shell-node",
-		// Every container is a process that sleeps until stopped: the
-		// agent's containers only have to stay up. pods/exec runs the
-		// host's /bin/sh (shellexec.DefaultCommand names it by absolute
-		// path; it execs the host's bash) in the runtime container's
-		// environment: working directory and HOME in its root on the node,
-		// its PATH and variables.
-		ImageMap:            localnodetest.ShellImages(),
-		StateDir:            filepath.Join(tmp, "node"),
-		ListenAddress:       "127.0.0.1:0",
-		ServingCACertPEM:    c.PKI.KubeletServingCA.CertPEM,
-		ServingCAKeyPEM:     c.PKI.KubeletServingCA.KeyPEM,
-		ClientCAPEM:         c.PKI.KubeletClientCA.CertPEM,
-		RestartBackoff:      time.Second,
-		MaxRestartBackoff:   10 * time.Second,
-		ShutdownGracePeriod: 5 * time.Second,
-	}
-	if cluster.node, err = localnode.New(opts); err != nil {
-		fmt.Fprintln(os.Stderr, "localnode:", err)
+	opts := localnodetest.PackageOptions(c, localnodetest.ShellImages(), filepath.Join(tmp, "node"))
+	// Every container is a process that sleeps until stopped: the agent's
+	// containers only have to stay up. pods/exec runs the host's /bin/sh
+	// (shellexec.DefaultCommand names it by absolute path; it execs the
+	// host's bash) in the runtime container's environment: working
+	// directory and HOME in its root on the node, its PATH and variables.
+	opts.NodeName = "shell-node"
+	var stopNode func() error
+	if cluster.node, stopNode, err = localnodetest.RunPackage(ctx, opts); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	nodeCtx, stopNode := context.WithCancel(context.Background())
-	go func() { _ = cluster.node.Run(nodeCtx) }()
 	defer func() {
-		stopNode()
-		select {
-		case <-cluster.node.Done():
-		case <-time.After(time.Minute):
-			fmt.Fprintln(os.Stderr, "localnode did not stop within a minute")
+		if err := stopNode(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 		}
 	}()
-	readyCtx, readyCancel := context.WithTimeout(ctx, time.Minute)
-	err = cluster.node.WaitReady(readyCtx)
-	readyCancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "localnode not ready:", err)
-		return 1
-	}
 
 	if err := setupCluster(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "set up cluster:", err)

@@ -17,7 +17,6 @@ import (
 	"github.com/exo-in-go/exo/pkg/connect"
 	"github.com/exo-in-go/exo/pkg/connect/connecttest"
 	"github.com/exo-in-go/exo/pkg/controllers/agent"
-	"github.com/exo-in-go/exo/pkg/localnode"
 	"github.com/exo-in-go/exo/pkg/localnode/localnodetest"
 	"github.com/exo-in-go/exo/pkg/manager"
 	agentregistry "github.com/exo-in-go/exo/pkg/registry/agent"
@@ -63,24 +62,18 @@ func run(m *testing.M) int {
 		return 1
 	}
 
-	node, err := localnode.New(localnode.Options{
-		Config:              c.Config,
-		NodeName:            "ui-node",
-		ImageMap:            localnodetest.AgentImages(agentlet),
-		StateDir:            filepath.Join(tmp, "node"),
-		ListenAddress:       "127.0.0.1:0",
-		ServingCACertPEM:    c.PKI.KubeletServingCA.CertPEM,
-		ServingCAKeyPEM:     c.PKI.KubeletServingCA.KeyPEM,
-		ClientCAPEM:         c.PKI.KubeletClientCA.CertPEM,
-		BindUnscheduledPods: true,
-		RestartBackoff:      time.Second,
-		MaxRestartBackoff:   10 * time.Second,
-		ShutdownGracePeriod: 5 * time.Second,
-	})
+	nodeOpts := localnodetest.PackageOptions(c, localnodetest.AgentImages(agentlet), filepath.Join(tmp, "node"))
+	nodeOpts.NodeName = "ui-node"
+	_, stopNode, err := localnodetest.RunPackage(ctx, nodeOpts)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "localnode:", err)
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	defer func() {
+		if err := stopNode(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}()
 	opts := manager.DefaultOptions()
 	opts.LeaderElection = false
 	opts.MetricsBindAddress, opts.HealthProbeBindAddress = "0", "0"
@@ -91,23 +84,20 @@ func run(m *testing.M) int {
 		return 1
 	}
 	runCtx, stop := context.WithCancel(context.Background())
-	nodeDone, mgrDone := make(chan error, 1), make(chan error, 1)
-	go func() { nodeDone <- node.Run(runCtx) }()
+	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- mgr.Start(runCtx) }()
 
 	code := m.Run()
 
 	stop()
-	for name, done := range map[string]chan error{"manager": mgrDone, "localnode": nodeDone} {
-		select {
-		case err := <-done:
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
-			}
-		case <-time.After(time.Minute):
-			fmt.Fprintf(os.Stderr, "%s did not stop within a minute\n", name)
-			code = 1
+	select {
+	case err := <-mgrDone:
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
 		}
+	case <-time.After(time.Minute):
+		fmt.Fprintln(os.Stderr, "the manager did not stop within a minute")
+		code = 1
 	}
 	return code
 }

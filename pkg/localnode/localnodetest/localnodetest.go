@@ -75,11 +75,20 @@ func Start(t testing.TB, cluster *framework.Cluster, images localnode.ImageMap, 
 // restart back-offs, and binding of unscheduled pods. Logs go to the test log
 // when LOCALNODE_TEST_LOG is set.
 func Options(t testing.TB, cluster *framework.Cluster, images localnode.ImageMap) localnode.Options {
+	o := PackageOptions(cluster, images, t.TempDir())
+	o.Logger = testLogger(t)
+	return o
+}
+
+// PackageOptions are Options for a node that serves a whole test package,
+// started from TestMain (which has no testing.TB), with its state in
+// stateDir.
+func PackageOptions(cluster *framework.Cluster, images localnode.ImageMap, stateDir string) localnode.Options {
 	return localnode.Options{
 		Config:              cluster.Config,
 		NodeName:            DefaultNodeName,
 		ImageMap:            images,
-		StateDir:            t.TempDir(),
+		StateDir:            stateDir,
 		ListenAddress:       "127.0.0.1:0",
 		ServingCACertPEM:    cluster.PKI.KubeletServingCA.CertPEM,
 		ServingCAKeyPEM:     cluster.PKI.KubeletServingCA.KeyPEM,
@@ -88,8 +97,33 @@ func Options(t testing.TB, cluster *framework.Cluster, images localnode.ImageMap
 		RestartBackoff:      time.Second,
 		MaxRestartBackoff:   10 * time.Second,
 		ShutdownGracePeriod: 5 * time.Second,
-		Logger:              testLogger(t),
 	}
+}
+
+// RunPackage starts a node for a whole test package and waits until it is
+// ready. stop ends it and waits for its pods' processes (at most a minute).
+func RunPackage(ctx context.Context, opts localnode.Options) (n *localnode.Node, stop func() error, err error) {
+	if n, err = localnode.New(opts); err != nil {
+		return nil, nil, fmt.Errorf("localnode: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	go func() { _ = n.Run(runCtx) }()
+	stop = func() error {
+		cancel()
+		select {
+		case <-n.Done():
+			return nil
+		case <-time.After(time.Minute):
+			return fmt.Errorf("localnode %s did not stop within a minute", opts.NodeName)
+		}
+	}
+	readyCtx, readyCancel := context.WithTimeout(ctx, time.Minute)
+	defer readyCancel()
+	if err := n.WaitReady(readyCtx); err != nil {
+		_ = stop()
+		return nil, nil, fmt.Errorf("localnode %s not ready: %w", opts.NodeName, err)
+	}
+	return n, stop, nil
 }
 
 func testLogger(t testing.TB) *slog.Logger {
