@@ -159,7 +159,7 @@ func TestDashboardEndToEnd(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "hello"},
 		Spec: agentkubev1alpha1.AgentSpec{
 			Runtime: agentkubev1alpha1.RuntimeCustom, Image: "registry.local/agentkube/custom-shell:dev",
-			Command: []string{"/bin/sh", "-c", `echo "hello from hello"; sleep 5; echo "you said: ${AGENT_INPUT}"`},
+			Command: []string{"/bin/sh", "-c", `echo "hello from hello"; sleep 8; echo "you said: ${AGENT_INPUT}"`},
 		},
 	}
 	if err := cluster.Client.Create(ctx, hello); err != nil {
