@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -74,19 +73,12 @@ func startPlatform(t testing.TB, extra map[string]string) *platform {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vars := map[string]string{
-		"EXO_DEV_MODE":                  "true",
-		"EXO_BASE_URL":                  "http://" + ln.Addr().String(),
-		"EXO_JWT_SECRET":                "test-secret-test-secret-test-secret",
-		"EXO_ENCRYPTION_KEY":            strings.Repeat("k", 32),
-		"EXO_DATABASE_DSN":              platformtest.DSN(t, "sqlite"),
-		"EXO_CAST_STORAGE_DIR":          t.TempDir(),
-		"EXO_LOGIN_RATE_PER_MINUTE":     "100000",
+	vars := platformtest.Env(t, "http://"+ln.Addr().String(), "sqlite", map[string]string{
 		"EXO_TUNNEL_HEARTBEAT_INTERVAL": "100ms",
 		"EXO_TUNNEL_DEGRADED_AFTER":     "2s",
 		"EXO_TUNNEL_OFFLINE_AFTER":      "10s",
 		"EXO_TUNNEL_GRACE_WINDOW":       "1ms",
-	}
+	})
 	for k, v := range extra {
 		vars[k] = v
 	}

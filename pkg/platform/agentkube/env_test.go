@@ -46,18 +46,7 @@ func newEnv(t testing.TB, vars map[string]string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all := map[string]string{
-		"EXO_DEV_MODE":              "true",
-		"EXO_BASE_URL":              "http://" + ln.Addr().String(),
-		"EXO_JWT_SECRET":            "test-secret-test-secret-test-secret",
-		"EXO_ENCRYPTION_KEY":        strings.Repeat("k", 32),
-		"EXO_DATABASE_DSN":          platformtest.DSN(t, "sqlite"),
-		"EXO_CAST_STORAGE_DIR":      t.TempDir(),
-		"EXO_LOGIN_RATE_PER_MINUTE": "1000",
-	}
-	for k, v := range vars {
-		all[k] = v
-	}
+	all := platformtest.Env(t, "http://"+ln.Addr().String(), "sqlite", vars)
 	getenv := func(k string) string { return all[k] }
 	cfg, err := config.Load(getenv)
 	if err != nil {

@@ -105,19 +105,13 @@ func newEnv(t *testing.T, backend string, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vars := map[string]string{
-		"EXO_DEV_MODE":              "true",
-		"EXO_BASE_URL":              "http://" + ln.Addr().String(),
-		"EXO_JWT_SECRET":            "test-secret-test-secret-test-secret",
-		"EXO_ENCRYPTION_KEY":        strings.Repeat("k", 32),
+	vars := platformtest.Env(t, "http://"+ln.Addr().String(), backend, map[string]string{
 		"EXO_SMTP_ADDR":             smtpAddr,
 		"EXO_SMTP_FROM":             "exo@example.test",
 		"EXO_SMTP_STARTTLS":         "false",
 		"EXO_LOG_LEVEL":             "warn",
-		"EXO_DATABASE_DSN":          platformtest.DSN(t, backend),
-		"EXO_CAST_STORAGE_DIR":      t.TempDir(),
 		"EXO_LOGIN_RATE_PER_MINUTE": "1000",
-	}
+	})
 	for _, o := range opts {
 		o(vars)
 	}
