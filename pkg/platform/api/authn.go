@@ -122,26 +122,37 @@ func bearer(r *http.Request) (string, bool) {
 	return strings.TrimSpace(tok), true
 }
 
-// audit records a state change. A failure to write the audit row is logged
-// loudly but does not undo the change that already happened.
-func (s *Server) audit(r *http.Request, tenantID, actorID, actorEmail, action, targetType, targetID string, detail map[string]any) {
+// auditEvent describes what a request did, for the audit log.
+func (s *Server) auditEvent(r *http.Request, tenantID, actorID, actorEmail, action, targetType, targetID string, detail map[string]any) store.AuditEvent {
 	d := "{}"
 	if len(detail) > 0 {
 		if b, err := json.Marshal(detail); err == nil {
 			d = string(b)
 		}
 	}
-	e := store.AuditEvent{
+	return store.AuditEvent{
 		TenantID: tenantID, ActorID: actorID, ActorEmail: actorEmail, Action: action,
 		TargetType: targetType, TargetID: targetID, Detail: d, RemoteAddr: s.ClientAddr(r),
 	}
+}
+
+// audited returns the request's context carrying the audit event of the
+// change the handler is about to make: the store writes the event in the
+// change's own transaction (see store.WithAudit). Fields the change
+// produces (a new object's id) are left empty for the store to fill. Pass
+// the context to that one store call only.
+func (s *Server) audited(r *http.Request, p *Principal, action, targetType, targetID string, detail map[string]any) context.Context {
+	return store.WithAudit(r.Context(), s.auditEvent(r, p.TenantID, p.UserID, p.Email, action, targetType, targetID, detail))
+}
+
+// audit records an event that is not a change of stored state, such as a
+// sign-in. A failure to write it is logged loudly and does not fail the
+// request.
+func (s *Server) audit(r *http.Request, tenantID, actorID, actorEmail, action, targetType, targetID string, detail map[string]any) {
+	e := s.auditEvent(r, tenantID, actorID, actorEmail, action, targetType, targetID, detail)
 	if err := s.store.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
 		s.log.ErrorContext(r.Context(), "write audit event", "err", err, "action", action, "tenant", tenantID)
 	}
-}
-
-func (s *Server) auditP(r *http.Request, p *Principal, action, targetType, targetID string, detail map[string]any) {
-	s.audit(r, p.TenantID, p.UserID, p.Email, action, targetType, targetID, detail)
 }
 
 // ClientAddr is the peer address, or the first X-Forwarded-For hop when

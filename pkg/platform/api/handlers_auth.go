@@ -72,7 +72,9 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, "hash password", err)
 		return
 	}
-	u, t, err := s.store.SignUp(r.Context(), store.User{Email: email, Name: name, PasswordHash: hash}, tenantName)
+	// The new tenant and user are the event's tenant, target and actor.
+	ctx := store.WithAudit(r.Context(), s.auditEvent(r, "", "", "", "auth.signup", "tenant", "", map[string]any{"tenant_name": tenantName}))
+	u, t, err := s.store.SignUp(ctx, store.User{Email: email, Name: name, PasswordHash: hash}, tenantName)
 	if errors.Is(err, store.ErrConflict) {
 		writeError(w, http.StatusConflict, "conflict", "an account with this e-mail already exists")
 		return
@@ -80,7 +82,6 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "sign-up", err)
 		return
 	}
-	s.audit(r, t.ID, u.ID, u.Email, "auth.signup", "tenant", t.ID, map[string]any{"tenant_name": t.Name})
 	m, err := s.store.GetMembership(r.Context(), t.ID, u.ID)
 	if err != nil {
 		s.storeError(w, r, "membership", err)
@@ -241,12 +242,13 @@ func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "user", err)
 		return
 	}
-	u, inv, err := s.store.AcceptInvitation(r.Context(), hash, now, newUser)
+	// The invitation's tenant, the user and the invitation complete the event.
+	ctx := store.WithAudit(r.Context(), s.auditEvent(r, "", "", "", "invitation.accept", "invitation", "", nil))
+	u, inv, err := s.store.AcceptInvitation(ctx, hash, now, newUser)
 	if err != nil {
 		s.storeError(w, r, "invitation", err)
 		return
 	}
-	s.audit(r, inv.TenantID, u.ID, u.Email, "invitation.accept", "invitation", inv.ID, nil)
 	m, err := s.store.GetMembership(r.Context(), inv.TenantID, u.ID)
 	if err != nil {
 		s.storeError(w, r, "membership", err)
@@ -324,16 +326,11 @@ func (s *Server) confirmPasswordReset(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, "hash password", err)
 		return
 	}
-	userID, err := s.store.ConsumePasswordReset(r.Context(), auth.HashToken(req.Token), time.Now(), hash)
-	if err != nil {
+	// Recorded in each of the user's tenants, with the user as actor and target.
+	ctx := store.WithAudit(r.Context(), s.auditEvent(r, "", "", "", "user.password_reset", "user", "", nil))
+	if _, err := s.store.ConsumePasswordReset(ctx, auth.HashToken(req.Token), time.Now(), hash); err != nil {
 		s.storeError(w, r, "password reset", err)
 		return
-	}
-	if u, err := s.store.GetUser(r.Context(), userID); err == nil {
-		ms, _ := s.store.ListMemberships(r.Context(), userID)
-		for _, m := range ms {
-			s.audit(r, m.TenantID, u.ID, u.Email, "user.password_reset", "user", u.ID, nil)
-		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -52,22 +52,21 @@ func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request, p *Pri
 		s.internal(w, r, "deployment token", err)
 		return
 	}
-	d, err := s.store.CreateDeployment(r.Context(), p.TenantID, store.Deployment{Name: name, TokenPrefix: prefix, CreatedBy: p.UserID}, hash)
+	ctx := s.audited(r, p, "deployment.create", "deployment", "", map[string]any{"name": name, "token_prefix": prefix})
+	d, err := s.store.CreateDeployment(ctx, p.TenantID, store.Deployment{Name: name, TokenPrefix: prefix, CreatedBy: p.UserID}, hash)
 	if err != nil {
 		s.storeError(w, r, "deployment", err)
 		return
 	}
-	s.auditP(r, p, "deployment.create", "deployment", d.ID, map[string]any{"name": d.Name, "token_prefix": d.TokenPrefix})
 	writeJSON(w, http.StatusCreated, deploymentWithToken{Deployment: d, Token: tok})
 }
 
 func (s *Server) deleteDeployment(w http.ResponseWriter, r *http.Request, p *Principal) {
 	id := r.PathValue("id")
-	if err := s.store.DeleteDeployment(r.Context(), p.TenantID, id); err != nil {
+	if err := s.store.DeleteDeployment(s.audited(r, p, "deployment.delete", "deployment", id, nil), p.TenantID, id); err != nil {
 		s.storeError(w, r, "deployment", err)
 		return
 	}
-	s.auditP(r, p, "deployment.delete", "deployment", id, nil)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -78,12 +77,12 @@ func (s *Server) rotateDeployment(w http.ResponseWriter, r *http.Request, p *Pri
 		s.internal(w, r, "deployment token", err)
 		return
 	}
-	d, err := s.store.RotateDeploymentToken(r.Context(), p.TenantID, id, hash, prefix, time.Now())
+	ctx := s.audited(r, p, "deployment.rotate_token", "deployment", id, map[string]any{"token_prefix": prefix})
+	d, err := s.store.RotateDeploymentToken(ctx, p.TenantID, id, hash, prefix, time.Now())
 	if err != nil {
 		s.storeError(w, r, "deployment", err)
 		return
 	}
-	s.auditP(r, p, "deployment.rotate_token", "deployment", d.ID, map[string]any{"token_prefix": d.TokenPrefix})
 	writeJSON(w, http.StatusOK, deploymentWithToken{Deployment: d, Token: tok})
 }
 

@@ -48,12 +48,13 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request, p *Princip
 		writeError(w, http.StatusBadRequest, "invalid_name", msg)
 		return
 	}
-	t, err := s.store.CreateTenant(r.Context(), name, p.UserID)
+	// The event belongs to the new tenant, which the store fills in.
+	ctx := store.WithAudit(r.Context(), s.auditEvent(r, "", p.UserID, p.Email, "tenant.create", "tenant", "", map[string]any{"name": name}))
+	t, err := s.store.CreateTenant(ctx, name, p.UserID)
 	if err != nil {
 		s.storeError(w, r, "tenant", err)
 		return
 	}
-	s.audit(r, t.ID, p.UserID, p.Email, "tenant.create", "tenant", t.ID, map[string]any{"name": t.Name})
 	writeJSON(w, http.StatusCreated, t)
 }
 
@@ -78,12 +79,11 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request, p *Princip
 		writeError(w, http.StatusBadRequest, "invalid_name", msg)
 		return
 	}
-	t, err := s.store.RenameTenant(r.Context(), p.TenantID, name)
+	t, err := s.store.RenameTenant(s.audited(r, p, "tenant.update", "tenant", p.TenantID, map[string]any{"name": name}), p.TenantID, name)
 	if err != nil {
 		s.storeError(w, r, "tenant", err)
 		return
 	}
-	s.auditP(r, p, "tenant.update", "tenant", t.ID, map[string]any{"name": t.Name})
 	writeJSON(w, http.StatusOK, t)
 }
 
@@ -114,13 +114,12 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, p *Principal
 		s.storeError(w, r, "role", err)
 		return
 	}
-	err := s.store.SetMemberRole(r.Context(), p.TenantID, id, req.RoleID)
+	err := s.store.SetMemberRole(s.audited(r, p, "user.update_role", "user", id, map[string]any{"role_id": req.RoleID}), p.TenantID, id, req.RoleID)
 	s.members.invalidate()
 	if err != nil {
 		s.storeError(w, r, "user", err)
 		return
 	}
-	s.auditP(r, p, "user.update_role", "user", id, map[string]any{"role_id": req.RoleID})
 	ms, err := s.store.ListMembers(r.Context(), p.TenantID)
 	if err != nil {
 		s.storeError(w, r, "users", err)
@@ -141,13 +140,12 @@ func (s *Server) removeUser(w http.ResponseWriter, r *http.Request, p *Principal
 		writeError(w, http.StatusBadRequest, "self_modification", "you cannot remove yourself")
 		return
 	}
-	err := s.store.RemoveMember(r.Context(), p.TenantID, id)
+	err := s.store.RemoveMember(s.audited(r, p, "user.remove", "user", id, nil), p.TenantID, id)
 	s.members.invalidate()
 	if err != nil {
 		s.storeError(w, r, "user", err)
 		return
 	}
-	s.auditP(r, p, "user.remove", "user", id, nil)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -209,7 +207,7 @@ func (s *Server) createInvitation(w http.ResponseWriter, r *http.Request, p *Pri
 		s.internal(w, r, "invitation token", err)
 		return
 	}
-	inv, err := s.store.CreateInvitation(ctx, store.Invitation{
+	inv, err := s.store.CreateInvitation(s.audited(r, p, "invitation.create", "invitation", "", map[string]any{"email": email, "role_id": role.ID}), store.Invitation{
 		TenantID: p.TenantID, Email: email, RoleID: role.ID, InvitedBy: p.UserID,
 		ExpiresAt: time.Now().Add(s.cfg.InvitationTTL),
 	}, hash)
@@ -233,22 +231,23 @@ func (s *Server) createInvitation(w http.ResponseWriter, r *http.Request, p *Pri
 	defer cancel()
 	if err := s.mailer.Send(mctx, msg); err != nil {
 		// Without the e-mail the invitation is useless; do not leave a dangling one.
-		_ = s.store.DeleteInvitation(context.WithoutCancel(ctx), p.TenantID, inv.ID)
+		dctx := context.WithoutCancel(s.audited(r, p, "invitation.delete", "invitation", inv.ID, map[string]any{"reason": "mail_failed"}))
+		if err := s.store.DeleteInvitation(dctx, p.TenantID, inv.ID); err != nil {
+			s.log.ErrorContext(ctx, "delete unsent invitation", "err", err, "invitation", inv.ID)
+		}
 		s.log.ErrorContext(ctx, "send invitation e-mail", "err", err)
 		writeError(w, http.StatusBadGateway, "mail_failed", "could not send the invitation e-mail")
 		return
 	}
-	s.auditP(r, p, "invitation.create", "invitation", inv.ID, map[string]any{"email": email, "role_id": role.ID})
 	writeJSON(w, http.StatusCreated, map[string]any{"invitation": inv, "email_sent": s.mailer.Enabled()})
 }
 
 func (s *Server) deleteInvitation(w http.ResponseWriter, r *http.Request, p *Principal) {
 	id := r.PathValue("id")
-	if err := s.store.DeleteInvitation(r.Context(), p.TenantID, id); err != nil {
+	if err := s.store.DeleteInvitation(s.audited(r, p, "invitation.delete", "invitation", id, nil), p.TenantID, id); err != nil {
 		s.storeError(w, r, "invitation", err)
 		return
 	}
-	s.auditP(r, p, "invitation.delete", "invitation", id, nil)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -316,12 +315,12 @@ func (s *Server) createRole(w http.ResponseWriter, r *http.Request, p *Principal
 	if !decodeJSON(w, r, &req) || !validateRole(w, p, &req) {
 		return
 	}
-	role, err := s.store.CreateRole(r.Context(), p.TenantID, store.Role{Name: req.Name, Description: req.Description, Permissions: req.Permissions})
+	ctx := s.audited(r, p, "role.create", "role", "", map[string]any{"name": req.Name, "permissions": req.Permissions})
+	role, err := s.store.CreateRole(ctx, p.TenantID, store.Role{Name: req.Name, Description: req.Description, Permissions: req.Permissions})
 	if err != nil {
 		s.storeError(w, r, "role", err)
 		return
 	}
-	s.auditP(r, p, "role.create", "role", role.ID, map[string]any{"name": role.Name, "permissions": role.Permissions})
 	writeJSON(w, http.StatusCreated, role)
 }
 
@@ -339,25 +338,24 @@ func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, p *Principal
 	if !validateRole(w, p, &req) {
 		return
 	}
-	role, err := s.store.UpdateRole(r.Context(), p.TenantID, store.Role{ID: id, Name: req.Name, Description: req.Description, Permissions: req.Permissions})
+	ctx := s.audited(r, p, "role.update", "role", id, map[string]any{"name": req.Name, "permissions": req.Permissions})
+	role, err := s.store.UpdateRole(ctx, p.TenantID, store.Role{ID: id, Name: req.Name, Description: req.Description, Permissions: req.Permissions})
 	s.members.invalidate()
 	if err != nil {
 		s.storeError(w, r, "role", err)
 		return
 	}
-	s.auditP(r, p, "role.update", "role", role.ID, map[string]any{"name": role.Name, "permissions": role.Permissions})
 	writeJSON(w, http.StatusOK, role)
 }
 
 func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request, p *Principal) {
 	id := r.PathValue("id")
-	err := s.store.DeleteRole(r.Context(), p.TenantID, id)
+	err := s.store.DeleteRole(s.audited(r, p, "role.delete", "role", id, nil), p.TenantID, id)
 	s.members.invalidate()
 	if err != nil {
 		s.storeError(w, r, "role", err)
 		return
 	}
-	s.auditP(r, p, "role.delete", "role", id, nil)
 	w.WriteHeader(http.StatusNoContent)
 }
 

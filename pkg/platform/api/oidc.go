@@ -197,7 +197,10 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, _ := validName("name", claims.Name)
-	u, err := s.store.EnsureOIDCUser(r.Context(), idp.TenantID, store.User{Email: email, Name: name})
+	// The sign-in may create the user and its membership: recorded with them,
+	// the user filled in as the actor.
+	login := store.WithAudit(r.Context(), s.auditEvent(r, idp.TenantID, "", "", "auth.oidc_login", "identity_provider", idp.ID, nil))
+	u, err := s.store.EnsureOIDCUser(login, idp.TenantID, store.User{Email: email, Name: name})
 	if err != nil {
 		s.storeError(w, r, "user", err)
 		return
@@ -212,7 +215,6 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, "issue jwt", err)
 		return
 	}
-	s.audit(r, idp.TenantID, u.ID, u.Email, "auth.oidc_login", "identity_provider", idp.ID, nil)
 	frag := url.Values{"token": {jwtTok}, "expires_at": {exp.Format(time.RFC3339)}, "tenant_id": {m.TenantID}}
 	http.Redirect(w, r, s.cfg.Link("/auth/complete", nil)+"#"+frag.Encode(), http.StatusFound)
 }
@@ -284,22 +286,21 @@ func (s *Server) createIdP(w http.ResponseWriter, r *http.Request, p *Principal)
 		s.internal(w, r, "seal idp secret", err)
 		return
 	}
-	idp, err = s.store.CreateIdP(r.Context(), p.TenantID, idp)
+	ctx := s.audited(r, p, "idp.create", "identity_provider", idp.ID, map[string]any{"name": idp.Name, "issuer": idp.Issuer})
+	idp, err = s.store.CreateIdP(ctx, p.TenantID, idp)
 	if err != nil {
 		s.storeError(w, r, "identity provider", err)
 		return
 	}
-	s.auditP(r, p, "idp.create", "identity_provider", idp.ID, map[string]any{"name": idp.Name, "issuer": idp.Issuer})
 	writeJSON(w, http.StatusCreated, s.idpView(idp))
 }
 
 func (s *Server) deleteIdP(w http.ResponseWriter, r *http.Request, p *Principal) {
 	id := r.PathValue("id")
-	if err := s.store.DeleteIdP(r.Context(), p.TenantID, id); err != nil {
+	if err := s.store.DeleteIdP(s.audited(r, p, "idp.delete", "identity_provider", id, nil), p.TenantID, id); err != nil {
 		s.storeError(w, r, "identity provider", err)
 		return
 	}
-	s.auditP(r, p, "idp.delete", "identity_provider", id, nil)
 	w.WriteHeader(http.StatusNoContent)
 }
 

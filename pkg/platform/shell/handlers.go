@@ -291,29 +291,26 @@ func (h *Handler) putSettings(w http.ResponseWriter, r *http.Request, p *api.Pri
 		writeError(w, http.StatusBadRequest, "invalid", "record_input is required")
 		return
 	}
-	st, err := h.shells.SetShellSettings(r.Context(), p.TenantID, store.ShellSettings{RecordInput: *req.RecordInput})
+	ctx := audited(r.Context(), store.AuditEvent{
+		TenantID: p.TenantID, ActorID: p.UserID, ActorEmail: p.Email, Action: AuditShellSettingsUpdated,
+		TargetType: "tenant", TargetID: p.TenantID, RemoteAddr: h.srv.ClientAddr(r),
+	}, map[string]any{"record_input": *req.RecordInput})
+	st, err := h.shells.SetShellSettings(ctx, p.TenantID, store.ShellSettings{RecordInput: *req.RecordInput})
 	if err != nil {
 		h.log.ErrorContext(r.Context(), "save shell settings", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", "internal server error")
 		return
 	}
-	h.audit(context.WithoutCancel(r.Context()), store.AuditEvent{
-		TenantID: p.TenantID, ActorID: p.UserID, ActorEmail: p.Email, Action: AuditShellSettingsUpdated,
-		TargetType: "tenant", TargetID: p.TenantID, RemoteAddr: h.srv.ClientAddr(r),
-	}, map[string]any{"record_input": st.RecordInput})
 	writeJSON(w, http.StatusOK, st)
 }
 
-// audit records e with detail; a failed write is logged, never fatal.
-func (h *Handler) audit(ctx context.Context, e store.AuditEvent, detail map[string]any) {
+// audited returns ctx carrying e with detail, for the store to record in
+// the transaction of the change made under it (see store.WithAudit).
+func audited(ctx context.Context, e store.AuditEvent, detail map[string]any) context.Context {
 	if b, err := json.Marshal(detail); err == nil {
 		e.Detail = string(b)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := h.store.AppendAudit(ctx, e); err != nil {
-		h.log.Error("write audit event", "action", e.Action, "tenant", e.TenantID, "err", err)
-	}
+	return store.WithAudit(ctx, e)
 }
 
 // ---- small HTTP helpers ----

@@ -101,8 +101,12 @@ func (h *Handler) runSession(ws *websocket.Conn, conn Conn, g grant, settings st
 		closeBrowser(ws, websocket.CloseInternalServerErr, "cannot record the session")
 		return
 	}
+	// The session row and its audit event are written together.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	err = h.shells.CreateShellSession(ctx, sess)
+	err = h.shells.CreateShellSession(audited(ctx, store.AuditEvent{
+		TenantID: g.TenantID, ActorID: g.UserID, ActorEmail: g.UserEmail, Action: AuditShellOpened,
+		TargetType: "shell_session", TargetID: sess.ID, RemoteAddr: remote,
+	}, map[string]any{"deployment_id": g.DeploymentID, "namespace": g.Namespace, "agent": g.Agent, "input_recorded": settings.RecordInput}), sess)
 	cancel()
 	if err != nil {
 		log.Error("store shell session", "err", err)
@@ -111,10 +115,6 @@ func (h *Handler) runSession(ws *websocket.Conn, conn Conn, g grant, settings st
 		closeBrowser(ws, websocket.CloseInternalServerErr, "cannot record the session")
 		return
 	}
-	h.audit(context.Background(), store.AuditEvent{
-		TenantID: g.TenantID, ActorID: g.UserID, ActorEmail: g.UserEmail, Action: AuditShellOpened,
-		TargetType: "shell_session", TargetID: sess.ID, RemoteAddr: remote,
-	}, map[string]any{"deployment_id": g.DeploymentID, "namespace": g.Namespace, "agent": g.Agent, "input_recorded": settings.RecordInput})
 	log.Info("shell session opened", "user", g.UserID)
 
 	r := &relay{h: h, ws: ws, conn: conn, grant: g, rec: rec, log: log}
@@ -144,11 +144,6 @@ func (h *Handler) runSession(ws *websocket.Conn, conn Conn, g grant, settings st
 		end.ExitCode = r.final.ExitCode
 	}
 	r.mu.Unlock()
-	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
-	if err := h.shells.EndShellSession(ctx, g.TenantID, sess.ID, end); err != nil {
-		log.Error("store shell session end", "err", err)
-	}
-	cancel()
 	detail := map[string]any{
 		"deployment_id": g.DeploymentID, "namespace": g.Namespace, "agent": g.Agent, "pod": end.Pod,
 		"reason": end.Reason, "duration_ms": end.EndedAt.Sub(sess.StartedAt).Milliseconds(), "recording_bytes": size,
@@ -156,10 +151,15 @@ func (h *Handler) runSession(ws *websocket.Conn, conn Conn, g grant, settings st
 	if end.ExitCode != nil {
 		detail["exit_code"] = *end.ExitCode
 	}
-	h.audit(context.Background(), store.AuditEvent{
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	err = h.shells.EndShellSession(audited(ctx, store.AuditEvent{
 		TenantID: g.TenantID, ActorID: g.UserID, ActorEmail: g.UserEmail, Action: AuditShellClosed,
 		TargetType: "shell_session", TargetID: sess.ID, RemoteAddr: remote,
-	}, detail)
+	}, detail), g.TenantID, sess.ID, end)
+	cancel()
+	if err != nil {
+		log.Error("store shell session end", "err", err)
+	}
 	log.Info("shell session closed", "reason", end.Reason, "exit_code", end.ExitCode, "recording_bytes", size)
 }
 

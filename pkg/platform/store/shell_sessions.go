@@ -143,11 +143,15 @@ func (s *sqlStore) CreateShellSession(ctx context.Context, ss ShellSession) erro
 	if ss.StartedAt.IsZero() {
 		ss.StartedAt = now()
 	}
-	_, err := s.exec(ctx, s.db, `INSERT INTO shell_sessions (`+shellSessionCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, '')`,
-		ss.ID, ss.TenantID, ss.UserID, ss.UserEmail, ss.DeploymentID, ss.Namespace, ss.Agent, ss.Pod, ss.Container,
-		ss.RemoteAddr, shellFlag(ss.InputRecorded), ss.Recording, ss.RecordingBytes, ms(ss.StartedAt))
-	return err
+	return s.change(ctx, func(q querier) error {
+		if _, err := s.exec(ctx, q, `INSERT INTO shell_sessions (`+shellSessionCols+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, '')`,
+			ss.ID, ss.TenantID, ss.UserID, ss.UserEmail, ss.DeploymentID, ss.Namespace, ss.Agent, ss.Pod, ss.Container,
+			ss.RemoteAddr, shellFlag(ss.InputRecorded), ss.Recording, ss.RecordingBytes, ms(ss.StartedAt)); err != nil {
+			return err
+		}
+		return s.recordAudit(ctx, q, target(ss.ID))
+	})
 }
 
 func (s *sqlStore) EndShellSession(ctx context.Context, tenantID, id string, end ShellSessionEnd) error {
@@ -155,7 +159,7 @@ func (s *sqlStore) EndShellSession(ctx context.Context, tenantID, id string, end
 	if end.ExitCode != nil {
 		exit = sql.NullInt64{Int64: int64(*end.ExitCode), Valid: true}
 	}
-	return s.execOne(ctx, s.db, `UPDATE shell_sessions SET pod = ?, container = ?, ended_at = ?, exit_code = ?, end_reason = ?, recording_bytes = ?
+	return s.execAudited(ctx, `UPDATE shell_sessions SET pod = ?, container = ?, ended_at = ?, exit_code = ?, end_reason = ?, recording_bytes = ?
 		WHERE tenant_id = ? AND id = ?`,
 		end.Pod, end.Container, ms(end.EndedAt), exit, end.Reason, end.RecordingBytes, tenantID, id)
 }
@@ -214,9 +218,14 @@ func (s *sqlStore) GetShellSettings(ctx context.Context, tenantID string) (Shell
 func (s *sqlStore) SetShellSettings(ctx context.Context, tenantID string, st ShellSettings) (ShellSettings, error) {
 	st.UpdatedAt = now()
 	// INSERT ... ON CONFLICT DO UPDATE is the same statement on both dialects.
-	_, err := s.exec(ctx, s.db, `INSERT INTO tenant_shell_settings (tenant_id, record_input, updated_at) VALUES (?, ?, ?)
-		ON CONFLICT (tenant_id) DO UPDATE SET record_input = excluded.record_input, updated_at = excluded.updated_at`,
-		tenantID, shellFlag(st.RecordInput), ms(st.UpdatedAt))
+	err := s.change(ctx, func(q querier) error {
+		if _, err := s.exec(ctx, q, `INSERT INTO tenant_shell_settings (tenant_id, record_input, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (tenant_id) DO UPDATE SET record_input = excluded.record_input, updated_at = excluded.updated_at`,
+			tenantID, shellFlag(st.RecordInput), ms(st.UpdatedAt)); err != nil {
+			return err
+		}
+		return s.recordAudit(ctx, q, nil)
+	})
 	if err != nil {
 		return ShellSettings{}, err
 	}

@@ -155,6 +155,8 @@ func (s *sqlStore) createTenantTx(ctx context.Context, tx *sql.Tx, name, ownerID
 	return ten, nil
 }
 
+// SignUp fills an audit event's empty TenantID and TargetID with the new
+// tenant and its empty actor with the new user.
 func (s *sqlStore) SignUp(ctx context.Context, u User, tenantName string) (User, Tenant, error) {
 	t := now()
 	u.CreatedAt = t
@@ -168,8 +170,13 @@ func (s *sqlStore) SignUp(ctx context.Context, u User, tenantName string) (User,
 			return fmt.Errorf("insert user: %w", err)
 		}
 		var err error
-		ten, err = s.createTenantTx(ctx, tx, tenantName, u.ID, t)
-		return err
+		if ten, err = s.createTenantTx(ctx, tx, tenantName, u.ID, t); err != nil {
+			return err
+		}
+		return s.recordAudit(ctx, tx, func(e *AuditEvent) {
+			inTenant(ten.ID)(e)
+			byUser(u)(e)
+		})
 	})
 	if err != nil {
 		return User{}, Tenant{}, err
@@ -177,12 +184,16 @@ func (s *sqlStore) SignUp(ctx context.Context, u User, tenantName string) (User,
 	return u, ten, nil
 }
 
+// CreateTenant fills an audit event's empty TenantID and TargetID with the
+// new tenant.
 func (s *sqlStore) CreateTenant(ctx context.Context, name, ownerID string) (Tenant, error) {
 	var ten Tenant
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		ten, err = s.createTenantTx(ctx, tx, name, ownerID, now())
-		return err
+		if ten, err = s.createTenantTx(ctx, tx, name, ownerID, now()); err != nil {
+			return err
+		}
+		return s.recordAudit(ctx, tx, inTenant(ten.ID))
 	})
 	return ten, err
 }
@@ -196,7 +207,13 @@ func (s *sqlStore) GetTenant(ctx context.Context, tenantID string) (Tenant, erro
 }
 
 func (s *sqlStore) RenameTenant(ctx context.Context, tenantID, name string) (Tenant, error) {
-	if err := s.execOne(ctx, s.db, `UPDATE tenants SET name = ? WHERE id = ?`, name, tenantID); err != nil {
+	err := s.change(ctx, func(q querier) error {
+		if err := s.execOne(ctx, q, `UPDATE tenants SET name = ? WHERE id = ?`, name, tenantID); err != nil {
+			return err
+		}
+		return s.recordAudit(ctx, q, nil)
+	})
+	if err != nil {
 		return Tenant{}, err
 	}
 	return s.GetTenant(ctx, tenantID)
@@ -221,13 +238,19 @@ func (s *sqlStore) GetUserByEmail(ctx context.Context, email string) (User, erro
 }
 
 func (s *sqlStore) SetPasswordHash(ctx context.Context, userID, hash string) error {
-	return s.execOne(ctx, s.db, `UPDATE users SET password_hash = ? WHERE id = ?`, hash, userID)
+	return s.change(ctx, func(q querier) error {
+		if err := s.execOne(ctx, q, `UPDATE users SET password_hash = ? WHERE id = ?`, hash, userID); err != nil {
+			return err
+		}
+		return s.recordAudit(ctx, q, nil)
+	})
 }
 
 func (s *sqlStore) getUserTx(ctx context.Context, tx *sql.Tx, email string) (User, error) {
 	return scanUser(tx.QueryRowContext(ctx, s.rebind(`SELECT `+userCols+` FROM users WHERE email = ?`), email))
 }
 
+// EnsureOIDCUser fills an audit event's empty actor with the user.
 func (s *sqlStore) EnsureOIDCUser(ctx context.Context, tenantID string, u User) (User, error) {
 	var out User
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -250,9 +273,11 @@ func (s *sqlStore) EnsureOIDCUser(ctx context.Context, tenantID string, u User) 
 		if err := tx.QueryRowContext(ctx, s.rebind(`SELECT id FROM roles WHERE tenant_id = ? AND name = ?`), tenantID, perm.RoleMember).Scan(&roleID); err != nil {
 			return fmt.Errorf("find member role: %w", mapErr(err))
 		}
-		_, err = s.exec(ctx, tx, `INSERT INTO memberships (tenant_id, user_id, role_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, user_id) DO NOTHING`,
-			tenantID, out.ID, roleID, ms(t))
-		return err
+		if _, err := s.exec(ctx, tx, `INSERT INTO memberships (tenant_id, user_id, role_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, user_id) DO NOTHING`,
+			tenantID, out.ID, roleID, ms(t)); err != nil {
+			return err
+		}
+		return s.recordAudit(ctx, tx, byUser(out))
 	})
 	return out, err
 }
@@ -315,7 +340,12 @@ func (s *sqlStore) ListMembers(ctx context.Context, tenantID string) ([]Member, 
 func (s *sqlStore) SetMemberRole(ctx context.Context, tenantID, userID, roleID string) error {
 	// The composite foreign key rejects a role of another tenant (ErrInUse
 	// from the driver); report it as not found so ids do not leak.
-	err := s.execOne(ctx, s.db, `UPDATE memberships SET role_id = ? WHERE tenant_id = ? AND user_id = ?`, roleID, tenantID, userID)
+	err := s.change(ctx, func(q querier) error {
+		if err := s.execOne(ctx, q, `UPDATE memberships SET role_id = ? WHERE tenant_id = ? AND user_id = ?`, roleID, tenantID, userID); err != nil {
+			return err
+		}
+		return s.recordAudit(ctx, q, nil)
+	})
 	if errors.Is(err, ErrInUse) {
 		return fmt.Errorf("role: %w", ErrNotFound)
 	}
@@ -323,7 +353,7 @@ func (s *sqlStore) SetMemberRole(ctx context.Context, tenantID, userID, roleID s
 }
 
 func (s *sqlStore) RemoveMember(ctx context.Context, tenantID, userID string) error {
-	return s.execOne(ctx, s.db, `DELETE FROM memberships WHERE tenant_id = ? AND user_id = ?`, tenantID, userID)
+	return s.execAudited(ctx, `DELETE FROM memberships WHERE tenant_id = ? AND user_id = ?`, tenantID, userID)
 }
 
 // ---- roles ----
@@ -361,10 +391,16 @@ func (s *sqlStore) GetRole(ctx context.Context, tenantID, id string) (Role, erro
 	return scanRole(s.db.QueryRowContext(ctx, s.rebind(`SELECT `+roleCols+` FROM roles WHERE tenant_id = ? AND id = ?`), tenantID, id))
 }
 
+// CreateRole fills an audit event's empty TargetID with the new role.
 func (s *sqlStore) CreateRole(ctx context.Context, tenantID string, r Role) (Role, error) {
 	r.ID, r.TenantID, r.CreatedAt, r.Builtin = NewID(), tenantID, now(), false
-	_, err := s.exec(ctx, s.db, `INSERT INTO roles (id, tenant_id, name, description, permissions, builtin, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)`,
-		r.ID, tenantID, r.Name, r.Description, encodePerms(r.Permissions), ms(r.CreatedAt))
+	err := s.change(ctx, func(q querier) error {
+		if _, err := s.exec(ctx, q, `INSERT INTO roles (id, tenant_id, name, description, permissions, builtin, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)`,
+			r.ID, tenantID, r.Name, r.Description, encodePerms(r.Permissions), ms(r.CreatedAt)); err != nil {
+			return err
+		}
+		return s.recordAudit(ctx, q, target(r.ID))
+	})
 	if err != nil {
 		return Role{}, err
 	}
@@ -372,7 +408,7 @@ func (s *sqlStore) CreateRole(ctx context.Context, tenantID string, r Role) (Rol
 }
 
 func (s *sqlStore) UpdateRole(ctx context.Context, tenantID string, r Role) (Role, error) {
-	if err := s.execOne(ctx, s.db, `UPDATE roles SET name = ?, description = ?, permissions = ? WHERE tenant_id = ? AND id = ?`,
+	if err := s.execAudited(ctx, `UPDATE roles SET name = ?, description = ?, permissions = ? WHERE tenant_id = ? AND id = ?`,
 		r.Name, r.Description, encodePerms(r.Permissions), tenantID, r.ID); err != nil {
 		return Role{}, err
 	}
@@ -390,7 +426,10 @@ func (s *sqlStore) DeleteRole(ctx context.Context, tenantID, id string) error {
 		if n > 0 {
 			return fmt.Errorf("role has %d member(s): %w", n, ErrInUse)
 		}
-		return s.execOne(ctx, tx, `DELETE FROM roles WHERE tenant_id = ? AND id = ?`, tenantID, id)
+		if err := s.execOne(ctx, tx, `DELETE FROM roles WHERE tenant_id = ? AND id = ?`, tenantID, id); err != nil {
+			return err
+		}
+		return s.recordAudit(ctx, tx, nil)
 	})
 }
 
@@ -407,15 +446,22 @@ func scanDeployment(row interface{ Scan(...any) error }) (Deployment, error) {
 	return d, mapErr(err)
 }
 
+// CreateDeployment fills an audit event's empty TargetID with the new
+// deployment.
 func (s *sqlStore) CreateDeployment(ctx context.Context, tenantID string, d Deployment, tokenHash string) (Deployment, error) {
 	t := now()
 	d.ID, d.TenantID, d.CreatedAt, d.Status = NewID(), tenantID, t, StatusPending
 	if d.TokenIssuedAt.IsZero() {
 		d.TokenIssuedAt = t
 	}
-	_, err := s.exec(ctx, s.db, `INSERT INTO deployments (id, tenant_id, name, token_hash, token_prefix, token_issued_at, status, created_by, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		d.ID, tenantID, d.Name, tokenHash, d.TokenPrefix, ms(d.TokenIssuedAt), d.Status, d.CreatedBy, ms(t))
+	err := s.change(ctx, func(q querier) error {
+		if _, err := s.exec(ctx, q, `INSERT INTO deployments (id, tenant_id, name, token_hash, token_prefix, token_issued_at, status, created_by, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			d.ID, tenantID, d.Name, tokenHash, d.TokenPrefix, ms(d.TokenIssuedAt), d.Status, d.CreatedBy, ms(t)); err != nil {
+			return err
+		}
+		return s.recordAudit(ctx, q, target(d.ID))
+	})
 	if err != nil {
 		return Deployment{}, err
 	}
@@ -444,11 +490,11 @@ func (s *sqlStore) GetDeployment(ctx context.Context, tenantID, id string) (Depl
 }
 
 func (s *sqlStore) DeleteDeployment(ctx context.Context, tenantID, id string) error {
-	return s.execOne(ctx, s.db, `DELETE FROM deployments WHERE tenant_id = ? AND id = ?`, tenantID, id)
+	return s.execAudited(ctx, `DELETE FROM deployments WHERE tenant_id = ? AND id = ?`, tenantID, id)
 }
 
 func (s *sqlStore) RotateDeploymentToken(ctx context.Context, tenantID, id, tokenHash, prefix string, issuedAt time.Time) (Deployment, error) {
-	if err := s.execOne(ctx, s.db, `UPDATE deployments SET token_hash = ?, token_prefix = ?, token_issued_at = ? WHERE tenant_id = ? AND id = ?`,
+	if err := s.execAudited(ctx, `UPDATE deployments SET token_hash = ?, token_prefix = ?, token_issued_at = ? WHERE tenant_id = ? AND id = ?`,
 		tokenHash, prefix, ms(issuedAt), tenantID, id); err != nil {
 		return Deployment{}, err
 	}
@@ -470,9 +516,9 @@ func (s *sqlStore) SetDeploymentStatus(ctx context.Context, tenantID, id, status
 		return fmt.Errorf("invalid deployment status %q", status)
 	}
 	if heartbeat.IsZero() {
-		return s.execOne(ctx, s.db, `UPDATE deployments SET status = ? WHERE tenant_id = ? AND id = ?`, status, tenantID, id)
+		return s.execAudited(ctx, `UPDATE deployments SET status = ? WHERE tenant_id = ? AND id = ?`, status, tenantID, id)
 	}
-	return s.execOne(ctx, s.db, `UPDATE deployments SET status = ?, last_heartbeat_at = ? WHERE tenant_id = ? AND id = ?`,
+	return s.execAudited(ctx, `UPDATE deployments SET status = ?, last_heartbeat_at = ? WHERE tenant_id = ? AND id = ?`,
 		status, ms(heartbeat), tenantID, id)
 }
 
@@ -489,12 +535,19 @@ func scanInvitation(row interface{ Scan(...any) error }) (Invitation, error) {
 	return inv, mapErr(err)
 }
 
+// CreateInvitation fills an audit event's empty TargetID with the new
+// invitation.
 func (s *sqlStore) CreateInvitation(ctx context.Context, inv Invitation, tokenHash string) (Invitation, error) {
 	inv.ID, inv.CreatedAt = NewID(), now()
 	inv.ExpiresAt = inv.ExpiresAt.UTC().Truncate(time.Millisecond)
-	_, err := s.exec(ctx, s.db, `INSERT INTO invitations (id, tenant_id, email, role_id, token_hash, invited_by, expires_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		inv.ID, inv.TenantID, inv.Email, inv.RoleID, tokenHash, inv.InvitedBy, ms(inv.ExpiresAt), ms(inv.CreatedAt))
+	err := s.change(ctx, func(q querier) error {
+		if _, err := s.exec(ctx, q, `INSERT INTO invitations (id, tenant_id, email, role_id, token_hash, invited_by, expires_at, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			inv.ID, inv.TenantID, inv.Email, inv.RoleID, tokenHash, inv.InvitedBy, ms(inv.ExpiresAt), ms(inv.CreatedAt)); err != nil {
+			return err
+		}
+		return s.recordAudit(ctx, q, target(inv.ID))
+	})
 	if errors.Is(err, ErrInUse) {
 		return Invitation{}, fmt.Errorf("role: %w", ErrNotFound)
 	}
@@ -519,7 +572,7 @@ func (s *sqlStore) ListInvitations(ctx context.Context, tenantID string) ([]Invi
 }
 
 func (s *sqlStore) DeleteInvitation(ctx context.Context, tenantID, id string) error {
-	return s.execOne(ctx, s.db, `DELETE FROM invitations WHERE tenant_id = ? AND id = ?`, tenantID, id)
+	return s.execAudited(ctx, `DELETE FROM invitations WHERE tenant_id = ? AND id = ?`, tenantID, id)
 }
 
 func (s *sqlStore) PeekInvitation(ctx context.Context, tokenHash string, t time.Time) (Invitation, error) {
@@ -531,6 +584,9 @@ func (s *sqlStore) PeekInvitation(ctx context.Context, tokenHash string, t time.
 	return inv, err
 }
 
+// AcceptInvitation fills an audit event's empty TenantID with the
+// invitation's tenant, its empty actor with the user who accepted, and its
+// TargetID with the invitation.
 func (s *sqlStore) AcceptInvitation(ctx context.Context, tokenHash string, t time.Time, newUser User) (User, Invitation, error) {
 	var u User
 	var inv Invitation
@@ -564,9 +620,15 @@ func (s *sqlStore) AcceptInvitation(ctx context.Context, tokenHash string, t tim
 		} else if err != nil {
 			return err
 		}
-		_, err = s.exec(ctx, tx, `INSERT INTO memberships (tenant_id, user_id, role_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, user_id) DO NOTHING`,
-			inv.TenantID, u.ID, inv.RoleID, ms(t))
-		return err
+		if _, err := s.exec(ctx, tx, `INSERT INTO memberships (tenant_id, user_id, role_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, user_id) DO NOTHING`,
+			inv.TenantID, u.ID, inv.RoleID, ms(t)); err != nil {
+			return err
+		}
+		return s.recordAudit(ctx, tx, func(e *AuditEvent) {
+			inTenant(inv.TenantID)(e)
+			byUser(u)(e)
+			e.TargetID = inv.ID
+		})
 	})
 	return u, inv, err
 }
@@ -579,6 +641,9 @@ func (s *sqlStore) CreatePasswordReset(ctx context.Context, pr PasswordReset, to
 	return err
 }
 
+// ConsumePasswordReset records an audit event in every tenant the user
+// belongs to (a reset concerns each of them), with the user as actor and
+// target where the event leaves them empty.
 func (s *sqlStore) ConsumePasswordReset(ctx context.Context, tokenHash string, t time.Time, newHash string) (string, error) {
 	var userID string
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -600,7 +665,10 @@ func (s *sqlStore) ConsumePasswordReset(ctx context.Context, tokenHash string, t
 		if _, err := s.exec(ctx, tx, `UPDATE password_resets SET used_at = ? WHERE user_id = ? AND used_at IS NULL`, ms(t), userID); err != nil {
 			return err
 		}
-		return s.execOne(ctx, tx, `UPDATE users SET password_hash = ? WHERE id = ?`, newHash, userID)
+		if err := s.execOne(ctx, tx, `UPDATE users SET password_hash = ? WHERE id = ?`, newHash, userID); err != nil {
+			return err
+		}
+		return s.auditInEveryTenant(ctx, tx, userID)
 	})
 	return userID, err
 }
@@ -608,19 +676,7 @@ func (s *sqlStore) ConsumePasswordReset(ctx context.Context, tokenHash string, t
 // ---- audit ----
 
 func (s *sqlStore) AppendAudit(ctx context.Context, e AuditEvent) error {
-	if e.ID == "" {
-		e.ID = NewID()
-	}
-	if e.CreatedAt.IsZero() {
-		e.CreatedAt = now()
-	}
-	if e.Detail == "" {
-		e.Detail = "{}"
-	}
-	_, err := s.exec(ctx, s.db, `INSERT INTO audit_events (id, tenant_id, actor_id, actor_email, action, target_type, target_id, detail, remote_addr, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.ID, e.TenantID, e.ActorID, e.ActorEmail, e.Action, e.TargetType, e.TargetID, e.Detail, e.RemoteAddr, ms(e.CreatedAt))
-	return err
+	return s.insertAudit(ctx, s.db, e)
 }
 
 func (s *sqlStore) ListAudit(ctx context.Context, tenantID string, p Page) ([]AuditEvent, error) {
@@ -666,13 +722,19 @@ func scanIdP(row interface{ Scan(...any) error }) (IdentityProvider, error) {
 	return i, mapErr(err)
 }
 
+// CreateIdP fills an audit event's empty TargetID with the new provider.
 func (s *sqlStore) CreateIdP(ctx context.Context, tenantID string, i IdentityProvider) (IdentityProvider, error) {
 	if i.ID == "" {
 		i.ID = NewID()
 	}
 	i.TenantID, i.CreatedAt = tenantID, now()
-	_, err := s.exec(ctx, s.db, `INSERT INTO identity_providers (id, tenant_id, name, issuer, client_id, client_secret_sealed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		i.ID, tenantID, i.Name, i.Issuer, i.ClientID, i.ClientSecretSealed, ms(i.CreatedAt))
+	err := s.change(ctx, func(q querier) error {
+		if _, err := s.exec(ctx, q, `INSERT INTO identity_providers (id, tenant_id, name, issuer, client_id, client_secret_sealed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			i.ID, tenantID, i.Name, i.Issuer, i.ClientID, i.ClientSecretSealed, ms(i.CreatedAt)); err != nil {
+			return err
+		}
+		return s.recordAudit(ctx, q, target(i.ID))
+	})
 	return i, err
 }
 
@@ -698,7 +760,7 @@ func (s *sqlStore) GetIdP(ctx context.Context, tenantID, id string) (IdentityPro
 }
 
 func (s *sqlStore) DeleteIdP(ctx context.Context, tenantID, id string) error {
-	return s.execOne(ctx, s.db, `DELETE FROM identity_providers WHERE tenant_id = ? AND id = ?`, tenantID, id)
+	return s.execAudited(ctx, `DELETE FROM identity_providers WHERE tenant_id = ? AND id = ?`, tenantID, id)
 }
 
 func (s *sqlStore) SaveOIDCState(ctx context.Context, st OIDCState) error {

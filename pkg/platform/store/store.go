@@ -222,6 +222,9 @@ type Store interface {
 	// ConsumePasswordReset uses the reset exactly once and sets the new hash.
 	ConsumePasswordReset(ctx context.Context, tokenHash string, now time.Time, newPasswordHash string) (userID string, err error)
 
+	// AppendAudit records an event that is not a change of stored state (a
+	// sign-in, an operator connecting). A change is audited in its own
+	// transaction instead: see WithAudit.
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	ListAudit(ctx context.Context, tenantID string, p Page) ([]AuditEvent, error)
 

@@ -172,6 +172,103 @@ func TestStore(t *testing.T) {
 	}
 }
 
+// TestAuditedChangesCommitWithTheirEvent checks, on both backends, that a
+// change made under WithAudit and its audit event are one unit: both are
+// written, or, when either fails, neither is.
+func TestAuditedChangesCommitWithTheirEvent(t *testing.T) {
+	for _, backend := range platformtest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s := open(t, platformtest.DSN(t, backend))
+			events := func(tenantID string) []store.AuditEvent {
+				t.Helper()
+				ev, err := s.ListAudit(ctx, tenantID, store.Page{Limit: 500})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ev
+			}
+			audit := func(action string) context.Context {
+				return store.WithAudit(ctx, store.AuditEvent{Action: action, TargetType: "x", RemoteAddr: "192.0.2.1"})
+			}
+
+			// Sign-up fills in the tenant, the actor and the target it created.
+			u, ten, err := s.SignUp(audit("auth.signup"), store.User{Email: "a@x.example", PasswordHash: "h"}, "A")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := events(ten.ID)
+			if len(ev) != 1 || ev[0].Action != "auth.signup" || ev[0].ActorID != u.ID || ev[0].ActorEmail != u.Email ||
+				ev[0].TargetID != ten.ID || ev[0].RemoteAddr != "192.0.2.1" {
+				t.Fatalf("sign-up events %+v", ev)
+			}
+			inTenant := func(action, targetID string) context.Context {
+				return store.WithAudit(ctx, store.AuditEvent{TenantID: ten.ID, ActorID: u.ID, Action: action, TargetType: "deployment", TargetID: targetID})
+			}
+
+			// A create fills in the id of what it created.
+			d, err := s.CreateDeployment(inTenant("deployment.create", ""), ten.ID, store.Deployment{Name: "d", TokenPrefix: "p"}, "hash-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev := events(ten.ID); len(ev) != 2 || ev[0].Action != "deployment.create" || ev[0].TargetID != d.ID {
+				t.Fatalf("after create: %+v", ev)
+			}
+
+			// Failed changes record nothing.
+			if _, err := s.CreateDeployment(inTenant("deployment.create", ""), ten.ID, store.Deployment{Name: "d", TokenPrefix: "p"}, "hash-9"); !errors.Is(err, store.ErrConflict) {
+				t.Fatalf("duplicate deployment: %v, want ErrConflict", err)
+			}
+			if err := s.DeleteDeployment(inTenant("deployment.delete", "missing"), ten.ID, "missing"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("delete missing: %v", err)
+			}
+			if err := s.RemoveMember(inTenant("user.remove", "nobody"), ten.ID, "nobody"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("remove unknown member: %v", err)
+			}
+			roles, _ := s.ListRoles(ctx, ten.ID)
+			if err := s.DeleteRole(inTenant("role.delete", roles[0].ID), ten.ID, roles[0].ID); !errors.Is(err, store.ErrInUse) {
+				t.Fatalf("delete the admin role in use: %v", err)
+			}
+			// Reads ignore the event.
+			if _, err := s.GetDeployment(inTenant("deployment.get", d.ID), ten.ID, d.ID); err != nil {
+				t.Fatal(err)
+			}
+			if ev := events(ten.ID); len(ev) != 2 {
+				t.Fatalf("failed changes and reads recorded events: %+v", ev)
+			}
+
+			// An event that cannot be written undoes its change: here its id
+			// collides with an existing event's.
+			clash := store.WithAudit(ctx, store.AuditEvent{ID: events(ten.ID)[0].ID, TenantID: ten.ID, Action: "deployment.rotate_token"})
+			if _, err := s.RotateDeploymentToken(clash, ten.ID, d.ID, "hash-2", "q", time.Now()); err == nil {
+				t.Fatal("rotation succeeded although its audit event could not be written")
+			}
+			if got, err := s.GetDeploymentByTokenHash(ctx, "hash-1"); err != nil || got.ID != d.ID {
+				t.Fatalf("the rotation without its audit event was kept: %+v %v", got, err)
+			}
+
+			// A password reset is recorded in every tenant of the user.
+			other, err := s.CreateTenant(ctx, "B", u.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CreatePasswordReset(ctx, store.PasswordReset{UserID: u.ID, ExpiresAt: time.Now().Add(time.Hour)}, "reset-hash"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.ConsumePasswordReset(audit("user.password_reset"), "reset-hash", time.Now(), "h2"); err != nil {
+				t.Fatal(err)
+			}
+			for _, tenantID := range []string{ten.ID, other.ID} {
+				ev := events(tenantID)
+				if len(ev) == 0 || ev[0].Action != "user.password_reset" || ev[0].ActorID != u.ID || ev[0].TargetID != u.ID {
+					t.Fatalf("tenant %s: password reset events %+v", tenantID, ev)
+				}
+			}
+		})
+	}
+}
+
 func TestIsPostgresDSN(t *testing.T) {
 	for dsn, want := range map[string]bool{
 		"postgres://u@h/db":         true,
