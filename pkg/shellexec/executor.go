@@ -21,11 +21,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/streaming/pkg/httpstream"
 
 	"github.com/exo-in-go/exo/pkg/shellexec/protocol"
 	"github.com/exo-in-go/exo/pkg/tunnel"
@@ -215,18 +215,28 @@ func (e *Executor) resolve(ctx context.Context, o protocol.Open) (target, *proto
 // first, SPDY when the upgrade fails (older API servers, proxies that only
 // pass SPDY), as kubectl does.
 func (e *Executor) executor(t target) (remotecommand.Executor, error) {
-	u := e.execURL(t)
-	ws, err := remotecommand.NewWebSocketExecutor(e.opts.Config, "GET", u.String())
+	return newExecutor(e.opts.Config, e.execURL(t))
+}
+
+func newExecutor(cfg *rest.Config, u *url.URL) (remotecommand.Executor, error) {
+	ws, err := remotecommand.NewWebSocketExecutor(cfg, "GET", u.String())
 	if err != nil {
 		return nil, fmt.Errorf("websocket executor: %w", err)
 	}
-	spdy, err := remotecommand.NewSPDYExecutor(e.opts.Config, "POST", u)
+	spdy, err := remotecommand.NewSPDYExecutor(cfg, "POST", u)
 	if err != nil {
 		return nil, fmt.Errorf("spdy executor: %w", err)
 	}
-	return remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
-		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
-	})
+	return remotecommand.NewFallbackExecutor(ws, spdy, fallBackToSPDY)
+}
+
+// fallBackToSPDY says whether the WebSocket attempt failed in a way SPDY
+// may not: the upgrade was refused, or a proxy gorilla cannot dial. The
+// error types are k8s.io/streaming's, which client-go's WebSocket transport
+// returns; apimachinery's deprecated copies are different types and never
+// match.
+func fallBackToSPDY(err error) bool {
+	return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
 }
 
 func (e *Executor) execURL(t target) *url.URL {
