@@ -39,11 +39,12 @@ bench: kube-binaries ## Run the benchmarks of the issues' figures and print them
 	$(GO) test ./test/shell -run '^$$' -bench KeystrokeEcho -benchtime 200x
 	$(GO) test ./test/shell -run '^$$' -bench BulkOutput -benchtime 20x
 
-verify: ## Check generated code, chart copies, formatting and vet
+verify: ## Check generated code, chart copies, formatting, vet and staticcheck
 	hack/verify-codegen.sh
 	hack/update-manifests.sh --verify
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+	hack/verify-lint.sh
 
 codegen: ## Regenerate clients, deepcopy, OpenAPI, CRDs and the charts' copies of artifacts
 	hack/update-codegen.sh

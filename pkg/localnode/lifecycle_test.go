@@ -242,7 +242,7 @@ func TestReadinessProbes(t *testing.T) {
 	if lt.PodReady(p) {
 		t.Errorf("pod Ready before its server listens")
 	}
-	p = lt.WaitForPod(t, cluster, ns, web.Name, 30*time.Second, lt.PodReady)
+	lt.WaitForPod(t, cluster, ns, web.Name, 30*time.Second, lt.PodReady)
 	time.Sleep(7 * time.Second) // the liveness probe has passed several times
 	p, _ = cluster.Kube.CoreV1().Pods(ns).Get(context.Background(), web.Name, metav1.GetOptions{})
 	if rc := containerStatus(p, "main").RestartCount; rc != 0 {

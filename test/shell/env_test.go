@@ -358,12 +358,6 @@ func (tm *term) waitMsg(typ string) map[string]any {
 	return found
 }
 
-func (tm *term) output() string {
-	tm.mu.Lock()
-	defer tm.mu.Unlock()
-	return tm.out.String()
-}
-
 func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)

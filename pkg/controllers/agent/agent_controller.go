@@ -224,7 +224,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		// newer object instead of overwriting its write.
 		if err := r.Client.Status().Patch(ctx, &agent, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-				return ctrl.Result{Requeue: true}, nil
+				return ctrlutil.RetryAfterConflict(), nil
 			}
 			return ctrl.Result{}, fmt.Errorf("update status: %w", err)
 		}

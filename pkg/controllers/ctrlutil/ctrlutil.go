@@ -123,3 +123,15 @@ func Earliest(a, b time.Duration) time.Duration {
 		return b
 	}
 }
+
+// conflictRetryDelay is how long a reconcile that lost a write race waits
+// before it runs again: long enough for the informer to deliver the newer
+// object, short enough that nobody notices.
+const conflictRetryDelay = 100 * time.Millisecond
+
+// RetryAfterConflict is the result of a reconcile whose write lost an
+// optimistic-concurrency race (409) or found its object gone: not an error
+// to report, just a reason to run again on the newer object.
+func RetryAfterConflict() reconcile.Result {
+	return reconcile.Result{RequeueAfter: conflictRetryDelay}
+}

@@ -122,7 +122,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if !equality.Semantic.DeepEqual(orig.Status, ag.Status) {
 		if err := r.Client.Status().Patch(ctx, &ag, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 			if apierrors.IsConflict(err) {
-				return ctrl.Result{Requeue: true}, nil
+				return ctrlutil.RetryAfterConflict(), nil
 			}
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}

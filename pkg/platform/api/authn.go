@@ -229,9 +229,8 @@ func normEmail(v string) (string, bool) {
 // made through this replica (role edits, member removal) clear it at once;
 // changes made through another replica take effect within the TTL.
 type membershipCache struct {
-	mu  sync.RWMutex
-	ttl time.Duration
-	m   map[[2]string]cachedMembership
+	mu sync.RWMutex
+	m  map[[2]string]cachedMembership
 }
 
 type cachedMembership struct {

@@ -181,7 +181,7 @@ func (r *Reconciler) conflictOr(ctx context.Context, obj, orig client.Object, er
 	ce, ok := err.(*conflictError)
 	if !ok {
 		if apierrors.IsConflict(err) {
-			return ctrl.Result{Requeue: true}, nil
+			return ctrlutil.RetryAfterConflict(), nil
 		}
 		return ctrl.Result{}, err
 	}
