@@ -153,3 +153,14 @@ func (s *sqlStore) auditInEveryTenant(ctx context.Context, tx *sql.Tx, userID st
 	}
 	return nil
 }
+
+// insertAudited runs one insert (or upsert) with the audit event ctx
+// carries, whose empty TargetID becomes createdID.
+func (s *sqlStore) insertAudited(ctx context.Context, createdID, query string, args ...any) error {
+	return s.change(ctx, func(q querier) error {
+		if _, err := s.exec(ctx, q, query, args...); err != nil {
+			return err
+		}
+		return s.recordAudit(ctx, q, target(createdID))
+	})
+}

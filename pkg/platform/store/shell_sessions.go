@@ -143,15 +143,10 @@ func (s *sqlStore) CreateShellSession(ctx context.Context, ss ShellSession) erro
 	if ss.StartedAt.IsZero() {
 		ss.StartedAt = now()
 	}
-	return s.change(ctx, func(q querier) error {
-		if _, err := s.exec(ctx, q, `INSERT INTO shell_sessions (`+shellSessionCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, '')`,
-			ss.ID, ss.TenantID, ss.UserID, ss.UserEmail, ss.DeploymentID, ss.Namespace, ss.Agent, ss.Pod, ss.Container,
-			ss.RemoteAddr, shellFlag(ss.InputRecorded), ss.Recording, ss.RecordingBytes, ms(ss.StartedAt)); err != nil {
-			return err
-		}
-		return s.recordAudit(ctx, q, target(ss.ID))
-	})
+	return s.insertAudited(ctx, ss.ID, `INSERT INTO shell_sessions (`+shellSessionCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, '')`,
+		ss.ID, ss.TenantID, ss.UserID, ss.UserEmail, ss.DeploymentID, ss.Namespace, ss.Agent, ss.Pod, ss.Container,
+		ss.RemoteAddr, shellFlag(ss.InputRecorded), ss.Recording, ss.RecordingBytes, ms(ss.StartedAt))
 }
 
 func (s *sqlStore) EndShellSession(ctx context.Context, tenantID, id string, end ShellSessionEnd) error {
@@ -218,14 +213,9 @@ func (s *sqlStore) GetShellSettings(ctx context.Context, tenantID string) (Shell
 func (s *sqlStore) SetShellSettings(ctx context.Context, tenantID string, st ShellSettings) (ShellSettings, error) {
 	st.UpdatedAt = now()
 	// INSERT ... ON CONFLICT DO UPDATE is the same statement on both dialects.
-	err := s.change(ctx, func(q querier) error {
-		if _, err := s.exec(ctx, q, `INSERT INTO tenant_shell_settings (tenant_id, record_input, updated_at) VALUES (?, ?, ?)
-			ON CONFLICT (tenant_id) DO UPDATE SET record_input = excluded.record_input, updated_at = excluded.updated_at`,
-			tenantID, shellFlag(st.RecordInput), ms(st.UpdatedAt)); err != nil {
-			return err
-		}
-		return s.recordAudit(ctx, q, nil)
-	})
+	err := s.insertAudited(ctx, "", `INSERT INTO tenant_shell_settings (tenant_id, record_input, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (tenant_id) DO UPDATE SET record_input = excluded.record_input, updated_at = excluded.updated_at`,
+		tenantID, shellFlag(st.RecordInput), ms(st.UpdatedAt))
 	if err != nil {
 		return ShellSettings{}, err
 	}

@@ -207,13 +207,7 @@ func (s *sqlStore) GetTenant(ctx context.Context, tenantID string) (Tenant, erro
 }
 
 func (s *sqlStore) RenameTenant(ctx context.Context, tenantID, name string) (Tenant, error) {
-	err := s.change(ctx, func(q querier) error {
-		if err := s.execOne(ctx, q, `UPDATE tenants SET name = ? WHERE id = ?`, name, tenantID); err != nil {
-			return err
-		}
-		return s.recordAudit(ctx, q, nil)
-	})
-	if err != nil {
+	if err := s.execAudited(ctx, `UPDATE tenants SET name = ? WHERE id = ?`, name, tenantID); err != nil {
 		return Tenant{}, err
 	}
 	return s.GetTenant(ctx, tenantID)
@@ -238,12 +232,7 @@ func (s *sqlStore) GetUserByEmail(ctx context.Context, email string) (User, erro
 }
 
 func (s *sqlStore) SetPasswordHash(ctx context.Context, userID, hash string) error {
-	return s.change(ctx, func(q querier) error {
-		if err := s.execOne(ctx, q, `UPDATE users SET password_hash = ? WHERE id = ?`, hash, userID); err != nil {
-			return err
-		}
-		return s.recordAudit(ctx, q, nil)
-	})
+	return s.execAudited(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, hash, userID)
 }
 
 func (s *sqlStore) getUserTx(ctx context.Context, tx *sql.Tx, email string) (User, error) {
@@ -340,12 +329,7 @@ func (s *sqlStore) ListMembers(ctx context.Context, tenantID string) ([]Member, 
 func (s *sqlStore) SetMemberRole(ctx context.Context, tenantID, userID, roleID string) error {
 	// The composite foreign key rejects a role of another tenant (ErrInUse
 	// from the driver); report it as not found so ids do not leak.
-	err := s.change(ctx, func(q querier) error {
-		if err := s.execOne(ctx, q, `UPDATE memberships SET role_id = ? WHERE tenant_id = ? AND user_id = ?`, roleID, tenantID, userID); err != nil {
-			return err
-		}
-		return s.recordAudit(ctx, q, nil)
-	})
+	err := s.execAudited(ctx, `UPDATE memberships SET role_id = ? WHERE tenant_id = ? AND user_id = ?`, roleID, tenantID, userID)
 	if errors.Is(err, ErrInUse) {
 		return fmt.Errorf("role: %w", ErrNotFound)
 	}
@@ -394,13 +378,8 @@ func (s *sqlStore) GetRole(ctx context.Context, tenantID, id string) (Role, erro
 // CreateRole fills an audit event's empty TargetID with the new role.
 func (s *sqlStore) CreateRole(ctx context.Context, tenantID string, r Role) (Role, error) {
 	r.ID, r.TenantID, r.CreatedAt, r.Builtin = NewID(), tenantID, now(), false
-	err := s.change(ctx, func(q querier) error {
-		if _, err := s.exec(ctx, q, `INSERT INTO roles (id, tenant_id, name, description, permissions, builtin, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)`,
-			r.ID, tenantID, r.Name, r.Description, encodePerms(r.Permissions), ms(r.CreatedAt)); err != nil {
-			return err
-		}
-		return s.recordAudit(ctx, q, target(r.ID))
-	})
+	err := s.insertAudited(ctx, r.ID, `INSERT INTO roles (id, tenant_id, name, description, permissions, builtin, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)`,
+		r.ID, tenantID, r.Name, r.Description, encodePerms(r.Permissions), ms(r.CreatedAt))
 	if err != nil {
 		return Role{}, err
 	}
@@ -454,14 +433,9 @@ func (s *sqlStore) CreateDeployment(ctx context.Context, tenantID string, d Depl
 	if d.TokenIssuedAt.IsZero() {
 		d.TokenIssuedAt = t
 	}
-	err := s.change(ctx, func(q querier) error {
-		if _, err := s.exec(ctx, q, `INSERT INTO deployments (id, tenant_id, name, token_hash, token_prefix, token_issued_at, status, created_by, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			d.ID, tenantID, d.Name, tokenHash, d.TokenPrefix, ms(d.TokenIssuedAt), d.Status, d.CreatedBy, ms(t)); err != nil {
-			return err
-		}
-		return s.recordAudit(ctx, q, target(d.ID))
-	})
+	err := s.insertAudited(ctx, d.ID, `INSERT INTO deployments (id, tenant_id, name, token_hash, token_prefix, token_issued_at, status, created_by, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.ID, tenantID, d.Name, tokenHash, d.TokenPrefix, ms(d.TokenIssuedAt), d.Status, d.CreatedBy, ms(t))
 	if err != nil {
 		return Deployment{}, err
 	}
@@ -540,14 +514,9 @@ func scanInvitation(row interface{ Scan(...any) error }) (Invitation, error) {
 func (s *sqlStore) CreateInvitation(ctx context.Context, inv Invitation, tokenHash string) (Invitation, error) {
 	inv.ID, inv.CreatedAt = NewID(), now()
 	inv.ExpiresAt = inv.ExpiresAt.UTC().Truncate(time.Millisecond)
-	err := s.change(ctx, func(q querier) error {
-		if _, err := s.exec(ctx, q, `INSERT INTO invitations (id, tenant_id, email, role_id, token_hash, invited_by, expires_at, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			inv.ID, inv.TenantID, inv.Email, inv.RoleID, tokenHash, inv.InvitedBy, ms(inv.ExpiresAt), ms(inv.CreatedAt)); err != nil {
-			return err
-		}
-		return s.recordAudit(ctx, q, target(inv.ID))
-	})
+	err := s.insertAudited(ctx, inv.ID, `INSERT INTO invitations (id, tenant_id, email, role_id, token_hash, invited_by, expires_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		inv.ID, inv.TenantID, inv.Email, inv.RoleID, tokenHash, inv.InvitedBy, ms(inv.ExpiresAt), ms(inv.CreatedAt))
 	if errors.Is(err, ErrInUse) {
 		return Invitation{}, fmt.Errorf("role: %w", ErrNotFound)
 	}
@@ -728,13 +697,8 @@ func (s *sqlStore) CreateIdP(ctx context.Context, tenantID string, i IdentityPro
 		i.ID = NewID()
 	}
 	i.TenantID, i.CreatedAt = tenantID, now()
-	err := s.change(ctx, func(q querier) error {
-		if _, err := s.exec(ctx, q, `INSERT INTO identity_providers (id, tenant_id, name, issuer, client_id, client_secret_sealed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			i.ID, tenantID, i.Name, i.Issuer, i.ClientID, i.ClientSecretSealed, ms(i.CreatedAt)); err != nil {
-			return err
-		}
-		return s.recordAudit(ctx, q, target(i.ID))
-	})
+	err := s.insertAudited(ctx, i.ID, `INSERT INTO identity_providers (id, tenant_id, name, issuer, client_id, client_secret_sealed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		i.ID, tenantID, i.Name, i.Issuer, i.ClientID, i.ClientSecretSealed, ms(i.CreatedAt))
 	return i, err
 }
 
