@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/exo-in-go/exo/pkg/platform/platformtest"
+	"github.com/exo-in-go/exo/test/ports"
 )
 
 // The test binary doubles as the exo-app binary: with EXO_APP_TEST_MAIN=1 it
@@ -36,19 +36,9 @@ type proc struct {
 	done   chan error
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func start(t testing.TB, extraEnv ...string) *proc {
 	t.Helper()
-	port := freePort(t)
+	port := ports.Free(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(),
 		"EXO_APP_TEST_MAIN=1",

@@ -79,7 +79,7 @@ func run() error {
 		defer plat.proc.stop(15 * time.Second)
 	}
 	if err != nil {
-		return err
+		return withLog(err, logs["exo-app"])
 	}
 
 	slog.Info("starting localnode")
@@ -105,7 +105,7 @@ func run() error {
 		defer mgr.stop(30 * time.Second)
 	}
 	if err != nil {
-		return fmt.Errorf("%w (see %s)", err, logs["agentkube-manager"].Name())
+		return withLog(err, logs["agentkube-manager"])
 	}
 
 	sample := filepath.Join(root, "artifacts", "samples", "agent-hello.yaml")
@@ -118,9 +118,9 @@ func run() error {
 	select {
 	case <-ctx.Done():
 	case <-mgr.done:
-		return fmt.Errorf("agentkube-manager exited: %v (see %s)", mgr.err, logs["agentkube-manager"].Name())
+		return withLog(fmt.Errorf("agentkube-manager exited: %v", mgr.err), logs["agentkube-manager"])
 	case <-plat.proc.done:
-		return fmt.Errorf("exo-app exited: %v (see %s)", plat.proc.err, logs["exo-app"].Name())
+		return withLog(fmt.Errorf("exo-app exited: %v", plat.proc.err), logs["exo-app"])
 	}
 	slog.Info("stopping")
 	return nil

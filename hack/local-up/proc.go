@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -87,4 +89,25 @@ func waitHTTP(ctx context.Context, p *process, url string, client *http.Client) 
 		case <-ticker.C:
 		}
 	}
+}
+
+// withLog names the log of a failed process and quotes its last lines, so
+// the error explains itself even where the file is gone (a test's
+// temporary folder) or the reader only sees local-up's output.
+func withLog(err error, log *os.File) error {
+	const maxTail = 4 << 10
+	tail := ""
+	if b, rerr := os.ReadFile(log.Name()); rerr == nil {
+		if len(b) > maxTail {
+			b = b[len(b)-maxTail:]
+			if i := bytes.IndexByte(b, '\n'); i >= 0 {
+				b = b[i+1:]
+			}
+		}
+		tail = strings.TrimRight(string(b), "\n")
+	}
+	if tail == "" {
+		return fmt.Errorf("%w (see %s)", err, log.Name())
+	}
+	return fmt.Errorf("%w (see %s); its last lines:\n%s", err, log.Name(), tail)
 }

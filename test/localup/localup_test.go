@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/exo-in-go/exo/test/framework"
+	"github.com/exo-in-go/exo/test/ports"
 )
 
 // localUp is a running `make run`: hack/local-up started the way a user does.
@@ -48,7 +48,7 @@ func startLocalUp(tb testing.TB) *localUp {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	u := &localUp{bin: tb.TempDir(), state: tb.TempDir(), port: freePort(tb), stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
+	u := &localUp{bin: tb.TempDir(), state: tb.TempDir(), port: ports.Free(tb), stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
 	build := exec.Command("go", "build", "-o", u.bin+"/", "./cmd/...", "./hack/local-up")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
@@ -56,7 +56,7 @@ func startLocalUp(tb testing.TB) *localUp {
 	}
 	args := []string{"-bin", u.bin, "-dir", u.state, "-port", fmt.Sprint(u.port)}
 	for _, flag := range []string{"-webhook-port", "-api-port", "-metrics-port", "-probe-port"} {
-		args = append(args, flag, fmt.Sprint(freePort(tb)))
+		args = append(args, flag, fmt.Sprint(ports.Free(tb)))
 	}
 	u.cmd = exec.Command(filepath.Join(u.bin, "local-up"), args...)
 	u.cmd.Dir = root
@@ -216,16 +216,6 @@ func match(t testing.TB, text, expr string) string {
 		t.Fatalf("welcome lacks %s:\n%s", expr, text)
 	}
 	return m[1]
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // processesUnder lists live processes whose command line mentions one of dirs: every

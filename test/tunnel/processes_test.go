@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 	"github.com/exo-in-go/exo/pkg/platform/agentkube"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 	"github.com/exo-in-go/exo/test/framework"
+	"github.com/exo-in-go/exo/test/ports"
 )
 
 // managerNamespace holds the manager's leader Lease and certificate Secret.
@@ -222,16 +222,6 @@ func (c *child) waitHTTP(url string, d time.Duration) error {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // exoApp is exo-app as a separate process on a SQLite file, restartable on
 // the same port and database.
 type exoApp struct {
@@ -246,7 +236,7 @@ type exoApp struct {
 func startExoApp(t *testing.T, bin string) *exoApp {
 	t.Helper()
 	dir := t.TempDir()
-	port := freePort(t)
+	port := ports.Free(t)
 	a := &exoApp{t: t, bin: bin, addr: fmt.Sprintf("127.0.0.1:%d", port)}
 	a.env = []string{
 		fmt.Sprintf("EXO_PORT=%d", port),
@@ -326,17 +316,17 @@ func startManagerProc(t *testing.T, bin, baseURL, token string, o managerOpts) *
 	if err := cluster.EnsureNamespace(ctx, managerNamespace); err != nil {
 		t.Fatal(err)
 	}
-	probe := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	probe := fmt.Sprintf("127.0.0.1:%d", ports.Free(t))
 	kubeconfig := cluster.KubeconfigPath
 	args := []string{
 		"--kubeconfig", kubeconfig,
 		"--authentication-kubeconfig", kubeconfig,
 		"--authorization-kubeconfig", kubeconfig,
 		"--namespace", managerNamespace,
-		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", freePort(t)),
+		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", ports.Free(t)),
 		"--health-probe-bind-address=" + probe,
-		"--webhook-host=127.0.0.1", fmt.Sprintf("--webhook-port=%d", freePort(t)),
-		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", freePort(t)),
+		"--webhook-host=127.0.0.1", fmt.Sprintf("--webhook-port=%d", ports.Free(t)),
+		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", ports.Free(t)),
 		"--cert-extra-hosts=localhost,127.0.0.1",
 		"--leader-elect=true",
 		"--leader-election-id=" + o.leaseID,

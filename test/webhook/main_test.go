@@ -33,6 +33,7 @@ import (
 	"github.com/exo-in-go/exo/pkg/certs"
 	"github.com/exo-in-go/exo/pkg/webhook"
 	"github.com/exo-in-go/exo/test/framework"
+	"github.com/exo-in-go/exo/test/ports"
 )
 
 const (
@@ -95,7 +96,7 @@ func run(m *testing.M) int {
 // aggregated API server on the same certificate, and waits until kube-apiserver
 // trusts both.
 func startManager(ctx context.Context) (stop func(), err error) {
-	if webhookPort, err = freePort(); err != nil {
+	if webhookPort, err = ports.Pick(); err != nil {
 		return nil, err
 	}
 	apiListener, err := net.Listen("tcp", "127.0.0.1:0")
@@ -280,15 +281,6 @@ func newAggregatedServer(w *certs.Watcher) *http.Server {
 	}
 	srv.SetKeepAlivesEnabled(false)
 	return srv
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // webhookAddr is where the test webhook listens, for direct TLS checks.
