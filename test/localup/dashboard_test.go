@@ -1,7 +1,6 @@
 package localup
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,6 +9,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/exo-in-go/exo/pkg/platform/platformtest"
 )
 
 // dashboard is the platform's API as the seeded administrator sees it.
@@ -92,20 +93,5 @@ func (d *dashboard) invokeStreamed(tb testing.TB, input string) []map[string]any
 		data, _ := io.ReadAll(res.Body)
 		tb.Fatalf("streamed invoke: %s %q: %s", res.Status, res.Header.Get("Content-Type"), data)
 	}
-	var lines []map[string]any
-	sc := bufio.NewScanner(res.Body)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			tb.Fatalf("line %q: %v", sc.Text(), err)
-		}
-		lines = append(lines, m)
-	}
-	if err := sc.Err(); err != nil {
-		tb.Fatal(err)
-	}
-	if len(lines) == 0 {
-		tb.Fatal("streamed invoke: no lines")
-	}
-	return lines
+	return platformtest.InvokeLines(tb, res.Body)
 }

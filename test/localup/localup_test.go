@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exo-in-go/exo/pkg/platform/platformtest"
 	"github.com/exo-in-go/exo/test/framework"
 	"github.com/exo-in-go/exo/test/ports"
 )
@@ -170,15 +171,8 @@ func TestMakeRun(t *testing.T) {
 	// streamed from the agentlet as it is printed.
 	d := signIn(t, u)
 	lines := d.invokeStreamed(t, "from the dashboard")
-	var output strings.Builder
-	for _, l := range lines[:len(lines)-1] {
-		if l["type"] != "output" {
-			t.Fatalf("line %v before the result", l)
-		}
-		output.WriteString(l["output"].(string))
-	}
-	last := lines[len(lines)-1]
-	if !strings.Contains(output.String(), "hello from") || !strings.Contains(output.String(), "from the dashboard") ||
+	output, last := platformtest.StreamedOutput(t, lines)
+	if !strings.Contains(output, "hello from") || !strings.Contains(output, "from the dashboard") ||
 		last["type"] != "result" || last["phase"] != "Succeeded" || last["output_streamed"] != true {
 		t.Fatalf("streamed invocation from the dashboard:\n%v", lines)
 	}

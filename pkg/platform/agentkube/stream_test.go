@@ -1,14 +1,13 @@
 package agentkube_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/exo-in-go/exo/pkg/platform/platformtest"
 	"github.com/exo-in-go/exo/pkg/tunnel"
 )
 
@@ -27,22 +26,13 @@ func (e *env) invokeNDJSON(token, path string) (int, []map[string]any) {
 		e.t.Fatal(err)
 	}
 	defer res.Body.Close()
-	var lines []map[string]any
 	if res.StatusCode != http.StatusOK {
 		return res.StatusCode, nil
 	}
 	if ct := res.Header.Get("Content-Type"); ct != "application/x-ndjson" {
 		e.t.Fatalf("Content-Type %q", ct)
 	}
-	sc := bufio.NewScanner(res.Body)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			e.t.Fatalf("line %q: %v", sc.Text(), err)
-		}
-		lines = append(lines, m)
-	}
-	return res.StatusCode, lines
+	return res.StatusCode, platformtest.InvokeLines(e.t, res.Body)
 }
 
 // The streamed answer: output lines, then the result or an error line; an
@@ -92,15 +82,8 @@ func TestInvokeStreamed(t *testing.T) {
 	}()
 
 	_, lines := e.invokeNDJSON(u.Token, path+"bot/invoke")
-	var out strings.Builder
-	for _, l := range lines[:len(lines)-1] {
-		if l["type"] != "output" {
-			t.Fatalf("line %v before the result", l)
-		}
-		out.WriteString(l["output"].(string))
-	}
-	last := lines[len(lines)-1]
-	if out.String() != "one two" || last["type"] != "result" || last["phase"] != "Succeeded" || last["run_name"] != "bot-run" {
+	out, last := platformtest.StreamedOutput(t, lines)
+	if out != "one two" || last["type"] != "result" || last["phase"] != "Succeeded" || last["run_name"] != "bot-run" {
 		t.Fatalf("streamed answer %v", lines)
 	}
 
@@ -110,7 +93,7 @@ func TestInvokeStreamed(t *testing.T) {
 	}
 
 	_, lines = e.invokeNDJSON(u.Token, path+"slow/invoke")
-	last = lines[len(lines)-1]
+	_, last = platformtest.StreamedOutput(t, lines)
 	if errObj, _ := last["error"].(map[string]any); last["type"] != "error" || errObj["code"] != tunnel.CodeTimeout {
 		t.Fatalf("a run failing after its output: %v", lines)
 	}
