@@ -47,6 +47,8 @@ func start(t testing.TB, extraEnv ...string) *proc {
 		"EXO_LOG_LEVEL=warn",
 		"EXO_CAST_STORAGE_DIR="+t.TempDir(),
 		"EXO_LOGIN_RATE_PER_MINUTE=1000",
+		"EXO_AUTH_RATE_PER_MINUTE=100000",
+		"EXO_DEV_MODE=true",
 	)
 	cmd.Env = append(cmd.Env, extraEnv...)
 	p := &proc{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port), stderr: &bytes.Buffer{}, done: make(chan error, 1)}

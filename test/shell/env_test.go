@@ -59,6 +59,7 @@ func startPlatform(t testing.TB, opts shell.Options, heartbeat time.Duration) *p
 		"EXO_CAST_STORAGE_DIR":      p.castDir,
 		"EXO_DATABASE_DSN":          filepath.Join(t.TempDir(), "exo.db"),
 		"EXO_LOGIN_RATE_PER_MINUTE": "1000",
+		"EXO_DEV_MODE":              "true",
 		// The operator heartbeats as often as welcome asks; degraded only
 		// after 30 missed, so a loaded machine does not flap the status.
 		"EXO_TUNNEL_HEARTBEAT_INTERVAL": heartbeat.String(),

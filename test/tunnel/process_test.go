@@ -69,12 +69,12 @@ func TestProcessExoAppKill9(t *testing.T) {
 
 	stop := startChurn(t, ns)
 	time.Sleep(time.Second) // let changes flow as deltas
-	oldPID := app.proc.pid()
+	oldPID := app.proc.PID()
 	app.kill9()
 	time.Sleep(500 * time.Millisecond) // changes while exo-app is down
 	restartAt := time.Now()
 	app.start()
-	t.Logf("exo-app pid %d killed with SIGKILL, restarted as pid %d in %s", oldPID, app.proc.pid(), time.Since(restartAt).Round(time.Millisecond))
+	t.Logf("exo-app pid %d killed with SIGKILL, restarted as pid %d in %s", oldPID, app.proc.PID(), time.Since(restartAt).Round(time.Millisecond))
 	time.Sleep(time.Second) // changes after the restart
 	t.Logf("%d changes during the test", stop())
 
@@ -147,7 +147,7 @@ func TestProcessManagerLeaderKilled(t *testing.T) {
 	if err != nil || holderBefore == "" {
 		t.Fatalf("leader Lease holder %q: %v", holderBefore, err)
 	}
-	t.Logf("leader %s (pid %d, Lease holder %s), standby %s (pid %d)", leader.clusterID, leader.pid(), holderBefore, standby.clusterID, standby.pid())
+	t.Logf("leader %s (pid %d, Lease holder %s), standby %s (pid %d)", leader.clusterID, leader.PID(), holderBefore, standby.clusterID, standby.PID())
 	waitConverged(t, api, jwt, id)
 
 	stop := startChurn(t, ns)
@@ -156,8 +156,8 @@ func TestProcessManagerLeaderKilled(t *testing.T) {
 		t.Fatalf("before the kill the view is served by %q (%v), want the leader %q", v.ClusterID, err, leader.clusterID)
 	}
 	killAt := time.Now()
-	leader.signal(t, syscall.SIGKILL)
-	leader.waitKilled(t, syscall.SIGKILL, 10*time.Second)
+	leader.Signal(t, syscall.SIGKILL)
+	leader.WaitKilled(t, syscall.SIGKILL, 10*time.Second)
 
 	waitConnected(t, api, jwt, id, standby.clusterID, time.Minute)
 	takeover := time.Since(killAt)
@@ -177,7 +177,7 @@ func TestProcessManagerLeaderKilled(t *testing.T) {
 	t.Logf("%d changes during the test", stop())
 
 	waitConverged(t, api, jwt, id)
-	if err := standby.exited(); err != nil {
+	if err := standby.Exited(); err != nil {
 		t.Fatal(err)
 	}
 	if v, err := clusterView(api, jwt, id); err != nil || v.ClusterID != standby.clusterID || !v.Connected {
@@ -251,14 +251,14 @@ func TestProcessOperatorStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopAt := time.Now()
-	m.signal(t, syscall.SIGSTOP)
+	m.Signal(t, syscall.SIGSTOP)
 	stopped := poll(transition{d.Status, stopAt, *d.LastHeartbeatAt}, 30*time.Second,
 		func(d store.Deployment) bool { return d.Status == store.StatusOffline })
 	contAt := time.Now()
-	m.signal(t, syscall.SIGCONT)
+	m.Signal(t, syscall.SIGCONT)
 	resumed := poll(stopped[len(stopped)-1], 30*time.Second,
 		func(d store.Deployment) bool { return d.Status == store.StatusConnected })
-	if err := m.exited(); err != nil {
+	if err := m.Exited(); err != nil {
 		t.Fatal(err)
 	}
 

@@ -45,7 +45,7 @@ func startPlatform(t *testing.T) *platform {
 		t.Fatal(err)
 	}
 	base := "http://" + ln.Addr().String()
-	env := map[string]string{"EXO_BASE_URL": base, "EXO_LOG_LEVEL": "warn", "EXO_CAST_STORAGE_DIR": t.TempDir()}
+	env := map[string]string{"EXO_BASE_URL": base, "EXO_LOG_LEVEL": "warn", "EXO_CAST_STORAGE_DIR": t.TempDir(), "EXO_DEV_MODE": "true"}
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)

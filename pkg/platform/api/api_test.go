@@ -44,8 +44,12 @@ func TestSignupLoginMe(t *testing.T) {
 		if s.Email != "alice@example.com" {
 			t.Fatalf("email not normalised: %q", s.Email)
 		}
-		// Duplicate (case-insensitive) e-mail.
-		e.expect(e.req("POST", "/api/v1/auth/signup", "", map[string]string{"email": "ALICE@example.com", "password": "long enough pw"}), 409)
+		// Duplicate (case-insensitive) e-mail: the same answer as a new one
+		// (no enumeration); the mailbox's owner learns it by mail.
+		e.expect(e.req("POST", "/api/v1/auth/signup", "", map[string]string{"email": "ALICE@example.com", "password": "long enough pw"}), 202)
+		if m := waitMail(t, e.inbox); !strings.Contains(m.Data, "already has an account") {
+			t.Fatalf("mail for a taken address:\n%s", m.Data)
+		}
 		e.expect(e.req("POST", "/api/v1/auth/signup", "", map[string]string{"email": "bob@example.com", "password": "short"}), 400)
 
 		var tok struct {
@@ -96,7 +100,7 @@ func TestSignupLoginMe(t *testing.T) {
 		e.expect(e.req("GET", "/api/v1/auth/me", "", nil), 401)
 		e.expect(e.req("GET", "/api/v1/auth/me", "garbage", nil), 401)
 		// A token signed with another secret is refused.
-		forged, _, _ := auth.NewIssuer([]byte("other-secret"), time.Hour).Issue(s.UserID, s.Email, s.TenantID, perm.All)
+		forged, _, _ := auth.NewIssuer([]byte("other-secret"), time.Hour).Issue(auth.Subject{UserID: s.UserID, Email: s.Email, TenantID: s.TenantID, Permissions: perm.All})
 		e.expect(e.req("GET", "/api/v1/auth/me", forged, nil), 401)
 
 		// Second tenant selected with X-Tenant-ID, and at login.
@@ -273,7 +277,7 @@ func TestRolesUsersAndAudit(t *testing.T) {
 		admin := e.signup("admin@example.com", "RolesCo")
 		var roles struct{ Items []store.Role }
 		e.expect(e.req("GET", "/api/v1/roles", admin.Token, nil), 200).json(t, &roles)
-		if len(roles.Items) != 2 || roles.Items[0].Name != "admin" || roles.Items[1].Name != "member" || !roles.Items[0].Builtin {
+		if len(roles.Items) != 3 || roles.Items[0].Name != "admin" || roles.Items[1].Name != "member" || roles.Items[2].Name != "no-access" || !roles.Items[0].Builtin {
 			t.Fatalf("seeded roles %+v", roles.Items)
 		}
 		var perms struct{ Items []string }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/mail"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -41,10 +42,17 @@ type Principal struct {
 	RoleID      string
 	RoleName    string
 	Permissions []string
+	// TenantBound principals signed in through TenantID's own identity
+	// provider: that tenant is the only one their token opens.
+	TenantBound bool
 }
 
 // Can reports whether the principal holds permission p in its tenant.
 func (p *Principal) Can(permission string) bool { return perm.Has(p.Permissions, permission) }
+
+// CanAll reports whether the principal holds every one of perms: nobody
+// grants, takes away or edits what they do not hold themselves.
+func (p *Principal) CanAll(perms []string) bool { return perm.HasAll(p.Permissions, perms) }
 
 type principalKey struct{}
 
@@ -55,10 +63,13 @@ func PrincipalFrom(ctx context.Context) (*Principal, bool) {
 }
 
 // Authenticate resolves the Bearer JWT and the tenant of a request. The
-// tenant is the one in the token unless X-Tenant-ID selects another; either
-// way membership and permissions are read from the store, so a removed
-// member or a changed role takes effect immediately. Exported for handlers
-// mounted by other packages (the browser shell).
+// tenant is the one in the token unless X-Tenant-ID selects another (refused
+// for a token bound to its tenant); either way membership, permissions and
+// the user's token generation are read from the store, so a removed member,
+// a changed role or a revoked token takes effect immediately (within the
+// membership cache's two seconds on other replicas). Exported for handlers
+// mounted by other packages (the browser shell re-checks open sessions
+// with it).
 func (s *Server) Authenticate(r *http.Request) (*Principal, int, string) {
 	raw, ok := bearer(r)
 	if !ok {
@@ -69,7 +80,10 @@ func (s *Server) Authenticate(r *http.Request) (*Principal, int, string) {
 		return nil, http.StatusUnauthorized, "invalid or expired token"
 	}
 	tenantID := claims.TenantID
-	if h := strings.TrimSpace(r.Header.Get("X-Tenant-ID")); h != "" {
+	if h := strings.TrimSpace(r.Header.Get("X-Tenant-ID")); h != "" && h != claims.TenantID {
+		if claims.TenantBound {
+			return nil, http.StatusForbidden, "this sign-in came through the identity provider of another tenant and opens that tenant only; sign in again to use this one"
+		}
 		tenantID = h
 	}
 	m, err := s.members.get(r.Context(), s.store, tenantID, claims.Subject)
@@ -79,9 +93,13 @@ func (s *Server) Authenticate(r *http.Request) (*Principal, int, string) {
 		s.log.ErrorContext(r.Context(), "load membership", "err", err)
 		return nil, http.StatusInternalServerError, "internal server error"
 	}
+	if m.TokenGeneration != claims.Generation {
+		return nil, http.StatusUnauthorized, "token revoked; sign in again"
+	}
 	return &Principal{
 		UserID: claims.Subject, Email: claims.Email, TenantID: m.TenantID,
 		RoleID: m.RoleID, RoleName: m.RoleName, Permissions: m.Permissions,
+		TenantBound: claims.TenantBound,
 	}, 0, ""
 }
 
@@ -155,21 +173,57 @@ func (s *Server) audit(r *http.Request, tenantID, actorID, actorEmail, action, t
 	}
 }
 
-// ClientAddr is the peer address, or the first X-Forwarded-For hop when
-// EXO_TRUST_PROXY_HEADERS says the ingress sets it. Rate limits, audit
-// events and logs of every mounted handler use it.
+// ClientAddr is the client's address: the peer's, or, behind trusted
+// proxies, the right-most X-Forwarded-For hop they did not add. Entries to
+// the left of it are whatever the client sent, so they are never used.
+// Rate limits, audit events and logs of every mounted handler use it.
 func (s *Server) ClientAddr(r *http.Request) string {
-	if s.cfg.TrustProxyHeaders {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			return strings.TrimSpace(first)
+	peer, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		peer = r.RemoteAddr
+	}
+	if !s.cfg.TrustProxyHeaders {
+		return peer
+	}
+	var hops []string
+	for _, h := range r.Header.Values("X-Forwarded-For") {
+		for _, f := range strings.Split(h, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				hops = append(hops, f)
+			}
 		}
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+	if len(s.cfg.TrustedProxies) > 0 {
+		// The peer and each hop from the right are proxies while they are in
+		// the trusted networks; the first that is not is the client.
+		addr := peer
+		for i := len(hops); ; i-- {
+			if !trusted(s.cfg.TrustedProxies, addr) || i == 0 {
+				return addr
+			}
+			addr = hops[i-1]
+		}
 	}
-	return host
+	// Each of the n proxies appended the address it received from: the
+	// client is n entries from the right.
+	if n := s.cfg.TrustedProxyHops; n > 0 && len(hops) >= n {
+		return hops[len(hops)-n]
+	}
+	return peer
+}
+
+func trusted(nets []netip.Prefix, addr string) bool {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, n := range nets {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // internal logs err and answers 500 without leaking details.
@@ -187,6 +241,14 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, what string,
 		writeError(w, http.StatusConflict, "conflict", what+" already exists")
 	case errors.Is(err, store.ErrInUse):
 		writeError(w, http.StatusConflict, "in_use", what+" is in use")
+	case errors.Is(err, store.ErrLastAdmin):
+		writeError(w, http.StatusConflict, "last_admin", "the tenant's last member holding every permission cannot be demoted or removed; give another member such a role first")
+	case errors.Is(err, store.ErrBuiltin):
+		writeError(w, http.StatusForbidden, "builtin_role", "built-in roles cannot be changed or deleted; create a role of your own instead")
+	case errors.Is(err, store.ErrNotPermitted):
+		writeError(w, http.StatusForbidden, "forbidden", what+" holds permissions you do not hold")
+	case errors.Is(err, store.ErrSignInRequired):
+		writeError(w, http.StatusUnauthorized, "sign_in_required", "sign in to the account first")
 	case errors.Is(err, store.ErrInvalidToken):
 		writeError(w, http.StatusBadRequest, "invalid_token", "the link is invalid, expired or already used")
 	case errors.Is(err, context.DeadlineExceeded):

@@ -33,10 +33,17 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request, p *Principa
 		s.storeError(w, r, "tenants", err)
 		return
 	}
+	if p.TenantBound {
+		ms = slices.DeleteFunc(ms, func(m store.Membership) bool { return m.TenantID != p.TenantID })
+	}
 	writeJSON(w, http.StatusOK, list[store.Membership]{Items: ms})
 }
 
 func (s *Server) createTenant(w http.ResponseWriter, r *http.Request, p *Principal) {
+	if p.TenantBound {
+		writeError(w, http.StatusForbidden, "password_sign_in_required", "a sign-in through a tenant's identity provider cannot create tenants")
+		return
+	}
 	var req struct {
 		Name string `json:"name"`
 	}
@@ -110,11 +117,17 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, p *Principal
 		writeError(w, http.StatusBadRequest, "self_modification", "you cannot change your own role")
 		return
 	}
-	if _, err := s.store.GetRole(r.Context(), p.TenantID, req.RoleID); err != nil {
+	// The store checks again in the change's transaction; here for the message.
+	role, err := s.store.GetRole(r.Context(), p.TenantID, req.RoleID)
+	if err != nil {
 		s.storeError(w, r, "role", err)
 		return
 	}
-	err := s.store.SetMemberRole(s.audited(r, p, "user.update_role", "user", id, map[string]any{"role_id": req.RoleID}), p.TenantID, id, req.RoleID)
+	if missing := missingPerm(p, role.Permissions); missing != "" {
+		writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("cannot grant role %q: it holds permission %s that you do not hold", role.Name, missing))
+		return
+	}
+	err = s.store.SetMemberRole(s.audited(r, p, "user.update_role", "user", id, map[string]any{"role_id": req.RoleID}), p.TenantID, id, req.RoleID, p.Permissions)
 	s.members.invalidate()
 	if err != nil {
 		s.storeError(w, r, "user", err)
@@ -140,7 +153,7 @@ func (s *Server) removeUser(w http.ResponseWriter, r *http.Request, p *Principal
 		writeError(w, http.StatusBadRequest, "self_modification", "you cannot remove yourself")
 		return
 	}
-	err := s.store.RemoveMember(s.audited(r, p, "user.remove", "user", id, nil), p.TenantID, id)
+	err := s.store.RemoveMember(s.audited(r, p, "user.remove", "user", id, nil), p.TenantID, id, p.Permissions)
 	s.members.invalidate()
 	if err != nil {
 		s.storeError(w, r, "user", err)
@@ -190,11 +203,9 @@ func (s *Server) createInvitation(w http.ResponseWriter, r *http.Request, p *Pri
 		return
 	}
 	// Inviting someone into a role with permissions the inviter lacks would be privilege escalation.
-	for _, rp := range role.Permissions {
-		if !p.Can(rp) {
-			writeError(w, http.StatusForbidden, "forbidden", "cannot invite into a role with permission "+rp+" that you do not hold")
-			return
-		}
+	if missing := missingPerm(p, role.Permissions); missing != "" {
+		writeError(w, http.StatusForbidden, "forbidden", "cannot invite into a role with permission "+missing+" that you do not hold")
+		return
 	}
 	if u, err := s.store.GetUserByEmail(ctx, email); err == nil {
 		if _, err := s.store.GetMembership(ctx, p.TenantID, u.ID); err == nil {
@@ -331,15 +342,24 @@ func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, p *Principal
 	}
 	id := r.PathValue("id")
 	// Existence first, so another tenant's id yields 404 rather than a validation error.
-	if _, err := s.store.GetRole(r.Context(), p.TenantID, id); err != nil {
+	old, err := s.store.GetRole(r.Context(), p.TenantID, id)
+	if err != nil {
 		s.storeError(w, r, "role", err)
+		return
+	}
+	if old.Builtin {
+		writeError(w, http.StatusForbidden, "builtin_role", fmt.Sprintf("the built-in role %q cannot be changed; create a role with the permissions you want instead", old.Name))
+		return
+	}
+	if missing := missingPerm(p, old.Permissions); missing != "" {
+		writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("cannot edit role %q: it holds permission %s that you do not hold", old.Name, missing))
 		return
 	}
 	if !validateRole(w, p, &req) {
 		return
 	}
 	ctx := s.audited(r, p, "role.update", "role", id, map[string]any{"name": req.Name, "permissions": req.Permissions})
-	role, err := s.store.UpdateRole(ctx, p.TenantID, store.Role{ID: id, Name: req.Name, Description: req.Description, Permissions: req.Permissions})
+	role, err := s.store.UpdateRole(ctx, p.TenantID, store.Role{ID: id, Name: req.Name, Description: req.Description, Permissions: req.Permissions}, p.Permissions)
 	s.members.invalidate()
 	if err != nil {
 		s.storeError(w, r, "role", err)
@@ -350,7 +370,7 @@ func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, p *Principal
 
 func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request, p *Principal) {
 	id := r.PathValue("id")
-	err := s.store.DeleteRole(s.audited(r, p, "role.delete", "role", id, nil), p.TenantID, id)
+	err := s.store.DeleteRole(s.audited(r, p, "role.delete", "role", id, nil), p.TenantID, id, p.Permissions)
 	s.members.invalidate()
 	if err != nil {
 		s.storeError(w, r, "role", err)
@@ -381,6 +401,16 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, p *Principal)
 		out.NextCursor = events[len(events)-1].ID
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// missingPerm is the first of perms the principal does not hold ("" if none).
+func missingPerm(p *Principal, perms []string) string {
+	for _, pp := range perms {
+		if !p.Can(pp) {
+			return pp
+		}
+	}
+	return ""
 }
 
 var errNoDeploymentToken = errors.New("missing or malformed deployment token")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -217,11 +218,19 @@ type session struct {
 	Email    string
 }
 
+// signup signs up through the e-mailed link, as a user does when mail is
+// configured.
 func (e *env) signup(email, tenant string) session {
 	e.t.Helper()
-	r := e.expect(e.req("POST", "/api/v1/auth/signup", "", map[string]string{
+	e.expect(e.req("POST", "/api/v1/auth/signup", "", map[string]string{
 		"email": email, "password": "correct horse battery", "name": "User " + email, "tenant_name": tenant,
-	}), http.StatusCreated)
+	}), http.StatusAccepted)
+	link := linkFrom(e.t, waitMail(e.t, e.inbox).Data)
+	if !strings.Contains(link, "/signup/confirm?token=") {
+		e.t.Fatalf("sign-up mail links to %s", link)
+	}
+	tok, _ := url.QueryUnescape(tokenFrom(e.t, link))
+	r := e.expect(e.req("POST", "/api/v1/auth/signup/confirm", "", map[string]string{"token": tok}), http.StatusCreated)
 	var s session
 	r.json(e.t, &s)
 	var me struct {

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -149,21 +150,42 @@ func TestOIDCLogin(t *testing.T) {
 			t.Fatalf("final redirect %s", loc)
 		}
 		frag, _ := url.ParseQuery(loc.Fragment)
-		tok := frag.Get("token")
+		if frag.Get("token") != "" {
+			t.Fatal("a token in the completion URL would sign in any browser that opens it")
+		}
+		// The code is exchanged by the browser that started the flow only.
+		completeURL := e.cfg.BaseURL.String() + "/api/v1/auth/oidc/complete"
+		body := strings.NewReader(`{"code":"` + frag.Get("code") + `"}`)
+		if res, err := http.Post(completeURL, "application/json", body); err != nil || res.StatusCode != http.StatusBadRequest {
+			t.Fatalf("completion from another browser: %v %v", res, err)
+		}
+		res, err = browser.Post(completeURL, "application/json", strings.NewReader(`{"code":"`+frag.Get("code")+`"}`))
+		if err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("completion: %v %v", res, err)
+		}
+		var sess session
+		if err := json.NewDecoder(res.Body).Decode(&sess); err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		tok := sess.Token
 		var me struct {
 			User     struct{ Email string } `json:"user"`
 			TenantID string                 `json:"tenant_id"`
 			Role     string                 `json:"role"`
 		}
 		e.expect(e.req("GET", "/api/v1/auth/me", tok, nil), 200).json(t, &me)
-		if me.User.Email != mockoidc.DefaultUser().Email || me.TenantID != admin.TenantID || me.Role != "member" {
+		// No role was chosen for the provider: signed in, no permissions.
+		if me.User.Email != mockoidc.DefaultUser().Email || me.TenantID != admin.TenantID || me.Role != "no-access" {
 			t.Fatalf("me after OIDC: %+v", me)
 		}
 
 		// Replaying the callback (same state and code) fails: state is single-use.
 		cb := e.cfg.BaseURL.String() + "/api/v1/auth/oidc/callback?state=" + url.QueryEscape(q.Get("state")) + "&code=whatever"
 		req, _ := http.NewRequest("GET", cb, nil)
-		req.AddCookie(&http.Cookie{Name: "exo_oidc_state", Value: q.Get("state")})
+		for _, c := range jar.Cookies(req.URL) {
+			req.AddCookie(c)
+		}
 		res, err = http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

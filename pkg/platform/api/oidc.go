@@ -3,12 +3,14 @@ package api
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,7 +23,6 @@ import (
 
 const (
 	oidcCallbackPath = "/api/v1/auth/oidc/callback"
-	oidcStateCookie  = "exo_oidc_state"
 	oidcFlowTTL      = 10 * time.Minute
 )
 
@@ -77,21 +78,74 @@ func (s *Server) oauthConfig(p *oidc.Provider, idp store.IdentityProvider, secre
 	}
 }
 
-// oidcLogin starts the authorization code flow with PKCE, state and nonce.
-// The state is also set in a cookie, binding the callback to this browser
-// (login CSRF protection).
+// The browser that starts a sign-in gets a random cookie (HttpOnly, scoped
+// to the OIDC paths); its hash travels with the flow (the state row, the
+// link ticket, the completion code), and every step checks the cookie.
+// An attacker can hand a victim a URL but not a cookie, so neither a
+// callback nor a completion started elsewhere signs the victim's browser
+// into the attacker's account (login CSRF).
+const (
+	oidcBrowserCookie = "exo_oidc_browser"
+	oidcCookiePath    = "/api/v1/auth/oidc"
+	// completion codes and link tickets live for this long.
+	oidcTicketTTL = 2 * time.Minute
+
+	ticketOIDCComplete = "oidc-complete"
+	ticketOIDCLink     = "oidc-link"
+)
+
+// browserCookie returns the flow cookie of the request, or sets a new one.
+func (s *Server) browserCookie(w http.ResponseWriter, r *http.Request) (string, error) {
+	if c, err := r.Cookie(oidcBrowserCookie); err == nil && len(c.Value) >= 32 {
+		return c.Value, nil
+	}
+	v, err := randomString(32)
+	if err != nil {
+		return "", err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: oidcBrowserCookie, Value: v, Path: oidcCookiePath, MaxAge: int(oidcFlowTTL.Seconds()),
+		HttpOnly: true, Secure: s.cfg.BaseURL.Scheme == "https", SameSite: http.SameSiteLaxMode,
+	})
+	return v, nil
+}
+
+// browserHash is the hash of the request's flow cookie ("" without one).
+func browserHash(r *http.Request) string {
+	c, err := r.Cookie(oidcBrowserCookie)
+	if err != nil || c.Value == "" {
+		return ""
+	}
+	return auth.HashToken(c.Value)
+}
+
+// oidcLogin starts the authorization code flow with PKCE, state and nonce,
+// bound to this browser. With ?link=TICKET (from POST /idp/{id}/link) the
+// flow links the identity to the signed-in user who asked instead.
 func (s *Server) oidcLogin(w http.ResponseWriter, r *http.Request) {
+	if s.anonLimited(w, r) {
+		return
+	}
 	idp, err := s.store.GetIdP(r.Context(), r.PathValue("tenant_id"), r.PathValue("idp_id"))
 	if err != nil {
 		s.storeError(w, r, "identity provider", err)
 		return
+	}
+	linkUser := ""
+	if raw := r.URL.Query().Get("link"); raw != "" {
+		t, err := s.jwt.ParseTicket(ticketOIDCLink, raw)
+		if err != nil || t.IdPID != idp.ID || t.TenantID != idp.TenantID || t.BrowserHash == "" || t.BrowserHash != browserHash(r) {
+			writeError(w, http.StatusBadRequest, "invalid_link", "the link request is invalid, expired or from another browser; start it again from your account")
+			return
+		}
+		linkUser = t.UserID
 	}
 	secret, err := s.box.Open(idp.ClientSecretSealed, "idp:"+idp.ID)
 	if err != nil {
 		s.internal(w, r, "open idp secret", err)
 		return
 	}
-	p, err := s.oidc.get(r.Context(), s.client, idp.Issuer)
+	p, err := s.oidc.get(r.Context(), s.oidcClient, idp.Issuer)
 	if err != nil {
 		s.log.WarnContext(r.Context(), "oidc discovery failed", "err", err, "idp", idp.ID)
 		writeError(w, http.StatusBadGateway, "idp_unavailable", "the identity provider is not reachable")
@@ -99,29 +153,28 @@ func (s *Server) oidcLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	state, err1 := randomString(32)
 	nonce, err2 := randomString(32)
-	if err := errors.Join(err1, err2); err != nil {
+	browser, err3 := s.browserCookie(w, r)
+	if err := errors.Join(err1, err2, err3); err != nil {
 		s.internal(w, r, "oidc random", err)
 		return
 	}
 	verifier := oauth2.GenerateVerifier()
 	if err := s.store.SaveOIDCState(r.Context(), store.OIDCState{
 		StateHash: auth.HashToken(state), TenantID: idp.TenantID, IdPID: idp.ID,
-		Nonce: nonce, CodeVerifier: verifier, ExpiresAt: time.Now().Add(oidcFlowTTL),
+		Nonce: nonce, CodeVerifier: verifier, LinkUserID: linkUser, BrowserHash: auth.HashToken(browser),
+		ExpiresAt: time.Now().Add(oidcFlowTTL),
 	}); err != nil {
 		s.storeError(w, r, "oidc state", err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: oidcStateCookie, Value: state, Path: oidcCallbackPath, MaxAge: int(oidcFlowTTL.Seconds()),
-		HttpOnly: true, Secure: s.cfg.BaseURL.Scheme == "https", SameSite: http.SameSiteLaxMode,
-	})
 	u := s.oauthConfig(p, idp, secret).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier))
 	http.Redirect(w, r, u, http.StatusFound)
 }
 
-// oidcCallback finishes the flow and hands the browser the same JWT a
-// password login returns, in the URL fragment of EXO_BASE_URL/auth/complete
-// (fragments are not sent to servers or logged by proxies).
+// oidcCallback finishes the flow. A sign-in does not hand out a token in
+// the URL: it redirects to EXO_BASE_URL/auth/complete#code=CODE, and the
+// page exchanges the code (POST /auth/oidc/complete), which only works in
+// the browser that holds the flow's cookie.
 func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if e := q.Get("error"); e != "" {
@@ -129,12 +182,11 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	state, code := q.Get("state"), q.Get("code")
-	c, err := r.Cookie(oidcStateCookie)
-	if state == "" || code == "" || err != nil || c.Value != state {
+	bh := browserHash(r)
+	if state == "" || code == "" || bh == "" {
 		writeError(w, http.StatusBadRequest, "invalid_state", "sign-in state missing or does not match this browser")
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: oidcStateCookie, Value: "", Path: oidcCallbackPath, MaxAge: -1, HttpOnly: true})
 	st, err := s.store.ConsumeOIDCState(r.Context(), auth.HashToken(state), time.Now())
 	if err != nil {
 		if errors.Is(err, store.ErrInvalidToken) {
@@ -142,6 +194,10 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.storeError(w, r, "oidc state", err)
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(st.BrowserHash), []byte(bh)) != 1 {
+		writeError(w, http.StatusBadRequest, "invalid_state", "sign-in state missing or does not match this browser")
 		return
 	}
 	idp, err := s.store.GetIdP(r.Context(), st.TenantID, st.IdPID)
@@ -154,12 +210,12 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, "open idp secret", err)
 		return
 	}
-	p, err := s.oidc.get(r.Context(), s.client, idp.Issuer)
+	p, err := s.oidc.get(r.Context(), s.oidcClient, idp.Issuer)
 	if err != nil {
 		writeError(w, http.StatusBadGateway, "idp_unavailable", "the identity provider is not reachable")
 		return
 	}
-	ctx, cancel := context.WithTimeout(oidc.ClientContext(r.Context(), s.client), 15*time.Second)
+	ctx, cancel := context.WithTimeout(oidc.ClientContext(r.Context(), s.oidcClient), 15*time.Second)
 	defer cancel()
 	tok, err := s.oauthConfig(p, idp, secret).Exchange(ctx, code, oauth2.VerifierOption(st.CodeVerifier))
 	if err != nil {
@@ -178,45 +234,150 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "oidc_invalid_id_token", "the ID token is not valid")
 		return
 	}
-	if idTok.Nonce != st.Nonce {
+	if subtle.ConstantTimeCompare([]byte(idTok.Nonce), []byte(st.Nonce)) != 1 {
 		writeError(w, http.StatusUnauthorized, "oidc_invalid_id_token", "the ID token nonce does not match")
 		return
 	}
 	var claims struct {
 		Email         string `json:"email"`
-		EmailVerified *bool  `json:"email_verified"`
+		EmailVerified any    `json:"email_verified"`
 		Name          string `json:"name"`
 	}
 	if err := idTok.Claims(&claims); err != nil {
 		writeError(w, http.StatusUnauthorized, "oidc_invalid_id_token", "the ID token claims are malformed")
 		return
 	}
+	if idTok.Subject == "" || len(idTok.Subject) > 255 {
+		writeError(w, http.StatusUnauthorized, "oidc_invalid_id_token", "the ID token has no usable subject")
+		return
+	}
 	email, ok := normEmail(claims.Email)
-	if !ok || (claims.EmailVerified != nil && !*claims.EmailVerified) {
+	// Absent means unverified; some providers send the string "true".
+	if !ok || !(claims.EmailVerified == true || claims.EmailVerified == "true") {
 		writeError(w, http.StatusForbidden, "oidc_email_unverified", "the identity provider did not assert a verified e-mail address")
+		return
+	}
+	if !domainAllowed(idp.AllowedDomains, email) {
+		writeError(w, http.StatusForbidden, "oidc_domain_not_allowed", "this identity provider does not sign in addresses of that domain")
+		return
+	}
+	if st.LinkUserID != "" {
+		s.finishLink(w, r, idp, idTok.Subject, email, st.LinkUserID)
 		return
 	}
 	name, _ := validName("name", claims.Name)
 	// The sign-in may create the user and its membership: recorded with them,
 	// the user filled in as the actor.
 	login := store.WithAudit(r.Context(), s.auditEvent(r, idp.TenantID, "", "", "auth.oidc_login", "identity_provider", idp.ID, nil))
-	u, err := s.store.EnsureOIDCUser(login, idp.TenantID, store.User{Email: email, Name: name})
+	u, err := s.store.SignInWithIdP(login, idp, idTok.Subject, store.User{Email: email, Name: name})
 	if err != nil {
 		s.storeError(w, r, "user", err)
 		return
 	}
-	m, err := s.store.GetMembership(r.Context(), idp.TenantID, u.ID)
+	s.members.invalidate()
+	completion, err := s.jwt.IssueTicket(ticketOIDCComplete, auth.Ticket{
+		UserID: u.ID, Email: email, TenantID: idp.TenantID, IdPID: idp.ID, Generation: u.TokenGeneration, BrowserHash: bh,
+	}, oidcTicketTTL)
+	if err != nil {
+		s.internal(w, r, "oidc completion", err)
+		return
+	}
+	frag := url.Values{"code": {completion}}
+	http.Redirect(w, r, s.cfg.Link("/auth/complete", nil)+"#"+frag.Encode(), http.StatusFound)
+}
+
+// finishLink records the identity for the user who started the link.
+func (s *Server) finishLink(w http.ResponseWriter, r *http.Request, idp store.IdentityProvider, subject, email, userID string) {
+	if _, err := s.store.GetMembership(r.Context(), idp.TenantID, userID); err != nil {
+		s.storeError(w, r, "membership", err)
+		return
+	}
+	ctx := store.WithAudit(r.Context(), s.auditEvent(r, idp.TenantID, userID, "", "idp.link", "identity_provider", idp.ID, map[string]any{"email": email}))
+	err := s.store.LinkIdentity(ctx, idp, subject, email, userID)
+	if errors.Is(err, store.ErrConflict) {
+		writeError(w, http.StatusConflict, "identity_taken", "this identity already signs in to an account")
+		return
+	} else if err != nil {
+		s.storeError(w, r, "identity", err)
+		return
+	}
+	http.Redirect(w, r, s.cfg.Link("/auth/complete", nil)+"#linked="+url.QueryEscape(idp.Name), http.StatusFound)
+}
+
+// oidcComplete exchanges a completion code for a token bound to the
+// provider's tenant, in the browser that started the sign-in only.
+func (s *Server) oidcComplete(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Code string `json:"code"`
+	}
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	t, err := s.jwt.ParseTicket(ticketOIDCComplete, req.Code)
+	bh := browserHash(r)
+	if err != nil || bh == "" || subtle.ConstantTimeCompare([]byte(t.BrowserHash), []byte(bh)) != 1 {
+		writeError(w, http.StatusBadRequest, "invalid_code", "the sign-in code is invalid, expired or was started in another browser; sign in again")
+		return
+	}
+	m, err := s.store.GetMembership(r.Context(), t.TenantID, t.UserID)
 	if err != nil {
 		s.storeError(w, r, "membership", err)
 		return
 	}
-	jwtTok, exp, err := s.jwt.Issue(u.ID, u.Email, m.TenantID, m.Permissions)
+	if m.TokenGeneration != t.Generation {
+		writeError(w, http.StatusBadRequest, "invalid_code", "the sign-in code was revoked; sign in again")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: oidcBrowserCookie, Value: "", Path: oidcCookiePath, MaxAge: -1, HttpOnly: true})
+	tok, exp, err := s.jwt.Issue(auth.Subject{
+		UserID: t.UserID, Email: t.Email, TenantID: m.TenantID, Permissions: m.Permissions,
+		Generation: m.TokenGeneration, TenantBound: true,
+	})
 	if err != nil {
 		s.internal(w, r, "issue jwt", err)
 		return
 	}
-	frag := url.Values{"token": {jwtTok}, "expires_at": {exp.Format(time.RFC3339)}, "tenant_id": {m.TenantID}}
-	http.Redirect(w, r, s.cfg.Link("/auth/complete", nil)+"#"+frag.Encode(), http.StatusFound)
+	writeJSON(w, http.StatusOK, tokenResponse{Token: tok, ExpiresAt: exp, TenantID: m.TenantID})
+}
+
+// linkIdP starts linking the caller's account to an identity of one of the
+// tenant's providers: it answers the login URL to open in this browser.
+// Only a password sign-in may link (a provider's sign-in would vouch for
+// itself).
+func (s *Server) linkIdP(w http.ResponseWriter, r *http.Request, p *Principal) {
+	if p.TenantBound {
+		writeError(w, http.StatusForbidden, "password_sign_in_required", "link an identity after signing in with your password")
+		return
+	}
+	idp, err := s.store.GetIdP(r.Context(), p.TenantID, r.PathValue("id"))
+	if err != nil {
+		s.storeError(w, r, "identity provider", err)
+		return
+	}
+	browser, err := s.browserCookie(w, r)
+	if err != nil {
+		s.internal(w, r, "oidc random", err)
+		return
+	}
+	ticket, err := s.jwt.IssueTicket(ticketOIDCLink, auth.Ticket{
+		UserID: p.UserID, TenantID: idp.TenantID, IdPID: idp.ID, BrowserHash: auth.HashToken(browser),
+	}, oidcTicketTTL)
+	if err != nil {
+		s.internal(w, r, "link ticket", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{
+		"url": s.cfg.Link("/api/v1/auth/oidc/"+idp.TenantID+"/"+idp.ID+"/login", url.Values{"link": {ticket}}),
+	})
+}
+
+// domainAllowed reports whether email's domain is in the list (any when empty).
+func domainAllowed(domains []string, email string) bool {
+	if len(domains) == 0 {
+		return true
+	}
+	_, domain, _ := strings.Cut(email, "@")
+	return slices.Contains(domains, domain)
 }
 
 // ---- identity provider administration ----
@@ -259,10 +420,12 @@ func (s *Server) getIdP(w http.ResponseWriter, r *http.Request, p *Principal) {
 
 func (s *Server) createIdP(w http.ResponseWriter, r *http.Request, p *Principal) {
 	var req struct {
-		Name         string `json:"name"`
-		Issuer       string `json:"issuer"`
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
+		Name           string   `json:"name"`
+		Issuer         string   `json:"issuer"`
+		ClientID       string   `json:"client_id"`
+		ClientSecret   string   `json:"client_secret"`
+		AllowedDomains []string `json:"allowed_domains"`
+		DefaultRoleID  string   `json:"default_role_id"`
 	}
 	if !decodeJSON(w, r, &req) {
 		return
@@ -273,20 +436,49 @@ func (s *Server) createIdP(w http.ResponseWriter, r *http.Request, p *Principal)
 		return
 	}
 	iss, err := url.Parse(req.Issuer)
-	if err != nil || iss.Host == "" || (iss.Scheme != "https" && !(iss.Scheme == "http" && (s.cfg.DevMode || isLoopback(iss.Hostname())))) {
-		writeError(w, http.StatusBadRequest, "invalid_issuer", "issuer must be an https URL (http only for loopback or in dev mode)")
+	if err != nil || iss.Host == "" || iss.User != nil || (iss.Scheme != "https" && !(iss.Scheme == "http" && s.cfg.DevMode)) {
+		writeError(w, http.StatusBadRequest, "invalid_issuer", "issuer must be an https URL (http only in dev mode)")
 		return
 	}
-	if req.ClientID == "" || req.ClientSecret == "" {
+	if req.ClientID == "" || req.ClientSecret == "" || len(req.ClientID) > 512 || len(req.ClientSecret) > 4096 {
 		writeError(w, http.StatusBadRequest, "bad_request", "client_id and client_secret are required")
 		return
 	}
-	idp := store.IdentityProvider{ID: store.NewID(), Name: name, Issuer: req.Issuer, ClientID: req.ClientID}
+	domains := []string{}
+	for _, d := range req.AllowedDomains {
+		d = strings.ToLower(strings.TrimSpace(d))
+		if _, ok := normEmail("x@" + d); !ok || strings.ContainsAny(d, "@ ") {
+			writeError(w, http.StatusBadRequest, "invalid_domain", fmt.Sprintf("allowed_domains: %q is not a domain", d))
+			return
+		}
+		if !slices.Contains(domains, d) {
+			domains = append(domains, d)
+		}
+	}
+	if len(domains) > 100 {
+		writeError(w, http.StatusBadRequest, "invalid_domain", "allowed_domains: at most 100")
+		return
+	}
+	if req.DefaultRoleID != "" {
+		// Whoever configures the provider grants its default role to everyone it signs in.
+		role, err := s.store.GetRole(r.Context(), p.TenantID, req.DefaultRoleID)
+		if err != nil {
+			s.storeError(w, r, "role", err)
+			return
+		}
+		if !p.CanAll(role.Permissions) {
+			writeError(w, http.StatusForbidden, "forbidden", "cannot make a role with permissions you do not hold the provider's default")
+			return
+		}
+	}
+	idp := store.IdentityProvider{ID: store.NewID(), Name: name, Issuer: req.Issuer, ClientID: req.ClientID,
+		AllowedDomains: domains, DefaultRoleID: req.DefaultRoleID}
 	if idp.ClientSecretSealed, err = s.box.Seal(req.ClientSecret, "idp:"+idp.ID); err != nil {
 		s.internal(w, r, "seal idp secret", err)
 		return
 	}
-	ctx := s.audited(r, p, "idp.create", "identity_provider", idp.ID, map[string]any{"name": idp.Name, "issuer": idp.Issuer})
+	ctx := s.audited(r, p, "idp.create", "identity_provider", idp.ID, map[string]any{"name": idp.Name, "issuer": idp.Issuer,
+		"allowed_domains": domains, "default_role_id": req.DefaultRoleID})
 	idp, err = s.store.CreateIdP(ctx, p.TenantID, idp)
 	if err != nil {
 		s.storeError(w, r, "identity provider", err)
@@ -302,12 +494,4 @@ func (s *Server) deleteIdP(w http.ResponseWriter, r *http.Request, p *Principal)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

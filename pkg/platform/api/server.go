@@ -28,8 +28,12 @@ type Options struct {
 	Store  store.Store
 	Mailer mail.Sender
 	Logger *slog.Logger
-	// HTTPClient is used for outbound calls to OIDC providers; it must have a timeout.
+	// HTTPClient is used for outbound calls in dev mode; it must have a timeout.
 	HTTPClient *http.Client
+	// OIDCClient, when set, replaces the client identity providers are
+	// reached with (by default one that refuses internal addresses outside
+	// dev mode).
+	OIDCClient *http.Client
 }
 
 // Server is the exo-app HTTP server. Other packages (the operator tunnel, the
@@ -46,10 +50,16 @@ type Server struct {
 	mux     *http.ServeMux
 	handler http.Handler
 
-	loginByEmail *auth.RateLimiter
 	loginByAddr  *auth.RateLimiter
+	loginBackoff *auth.Backoff
+	authByAddr   *auth.RateLimiter
+	hasher       *auth.Hasher
+	mailSlots    chan struct{}
 	oidc         *oidcProviders
-	members      membershipCache
+	// oidcClient reaches identity providers; outside dev mode it refuses,
+	// at dial time, addresses inside the cluster or the cloud (SSRF).
+	oidcClient *http.Client
+	members    membershipCache
 
 	draining   context.Context
 	stopDrain  context.CancelFunc
@@ -76,21 +86,38 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("api: EXO_ENCRYPTION_KEY: %w", err)
 	}
 	s := &Server{
-		cfg:          opts.Config,
-		store:        opts.Store,
-		mailer:       opts.Mailer,
-		log:          opts.Logger,
-		box:          box,
-		jwt:          auth.NewIssuer(opts.Config.JWTSecret, opts.Config.JWTExpiry),
-		client:       opts.HTTPClient,
-		mux:          http.NewServeMux(),
-		loginByEmail: auth.NewRateLimiter(opts.Config.LoginRatePerMinute, opts.Config.LoginRatePerMinute),
+		cfg:    opts.Config,
+		store:  opts.Store,
+		mailer: opts.Mailer,
+		log:    opts.Logger,
+		box:    box,
+		jwt:    auth.NewIssuer(opts.Config.JWTSecret, opts.Config.JWTExpiry),
+		client: opts.HTTPClient,
+		mux:    http.NewServeMux(),
 		// Per client address the limit is generous: many users can sit behind one NAT or ingress.
 		loginByAddr: auth.NewRateLimiter(opts.Config.LoginRatePerMinute*10, opts.Config.LoginRatePerMinute*10),
-		oidc:        newOIDCProviders(),
+		// Per address and account: LoginRatePerMinute failures are free,
+		// then each one doubles a lock from 2 s up to 15 min.
+		loginBackoff: auth.NewBackoff(opts.Config.LoginRatePerMinute, 2*time.Second, 15*time.Minute),
+		authByAddr:   auth.NewRateLimiter(opts.Config.AuthRatePerMinute, opts.Config.AuthRatePerMinute),
+		// A caller waits up to 2 s for a slot, holding a goroutine, not 19 MiB.
+		hasher:     auth.NewHasher(opts.Config.PasswordHashConcurrency, 2*time.Second),
+		mailSlots:  make(chan struct{}, 64),
+		oidc:       newOIDCProviders(),
+		oidcClient: opts.HTTPClient,
+	}
+	if opts.OIDCClient != nil {
+		s.oidcClient = opts.OIDCClient
+	} else if !opts.Config.DevMode {
+		s.oidcClient = guardedClient(opts.Config.OIDCAllowedNetworks)
 	}
 	s.draining, s.stopDrain = context.WithCancel(context.Background())
 	s.routes()
+	done := s.TrackLongLived()
+	go func() {
+		defer done()
+		s.sweep(s.draining)
+	}()
 	s.handler = s.recoverer(s.accessLog(s.cors(s.limitBody(s.mux))))
 	// Built here, not in Serve, so Shutdown never races with Serve.
 	s.httpServer = &http.Server{
@@ -185,14 +212,17 @@ func (s *Server) routes() {
 	api := func(pattern string, h http.HandlerFunc) { m.Handle(pattern, s.apiDeadline(h)) }
 
 	api("POST /api/v1/auth/signup", s.signup)
+	api("POST /api/v1/auth/signup/confirm", s.confirmSignup)
 	api("POST /api/v1/auth/login", s.login)
-	api("POST /api/v1/auth/logout", s.logout)
+	api("POST /api/v1/auth/logout", s.authed("", s.logout))
+	api("POST /api/v1/auth/password", s.authed("", s.changePassword))
 	api("GET /api/v1/auth/me", s.authed("", s.me))
 	api("POST /api/v1/auth/invitations/accept", s.acceptInvitation)
 	api("POST /api/v1/auth/password-reset", s.requestPasswordReset)
 	api("POST /api/v1/auth/password-reset/confirm", s.confirmPasswordReset)
 	api("GET /api/v1/auth/oidc/{tenant_id}/{idp_id}/login", s.oidcLogin)
 	api("GET /api/v1/auth/oidc/callback", s.oidcCallback)
+	api("POST /api/v1/auth/oidc/complete", s.oidcComplete)
 
 	api("GET /api/v1/permissions", s.authed("", s.listPermissions))
 	api("GET /api/v1/tenants", s.authed("", s.listTenants))
@@ -225,9 +255,30 @@ func (s *Server) routes() {
 	api("POST /api/v1/idp", s.authed(permIdPWrite, s.createIdP))
 	api("GET /api/v1/idp/{id}", s.authed(permIdPRead, s.getIdP))
 	api("DELETE /api/v1/idp/{id}", s.authed(permIdPWrite, s.deleteIdP))
+	// Any member links their own account to an identity of the tenant's provider.
+	api("POST /api/v1/idp/{id}/link", s.authed("", s.linkIdP))
 
 	// Lets an operator (or exo CLI) check a deployment token without opening the tunnel.
 	api("GET /api/agentkube/whoami", s.deploymentWhoami)
+}
+
+// sweep deletes expired single-use rows every minute until ctx ends, so
+// the requests that create them never scan for old ones.
+func (s *Server) sweep(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := s.store.SweepExpired(sctx, time.Now()); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(sctx, "sweep expired rows", "err", err)
+		}
+		cancel()
+	}
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {

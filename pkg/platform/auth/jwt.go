@@ -17,7 +17,23 @@ type Claims struct {
 	Email       string   `json:"email"`
 	TenantID    string   `json:"tid"`
 	Permissions []string `json:"perms"`
+	// Generation is the user's token generation when the token was issued;
+	// the API refuses a token once the user's generation moved on (logout
+	// everywhere, a new password, removal from a tenant).
+	Generation int64 `json:"gen"`
+	// TenantBound tokens open TenantID only (no X-Tenant-ID switch): a
+	// sign-in through a tenant's own identity provider vouches for that
+	// tenant and nothing else.
+	TenantBound bool `json:"tb,omitempty"`
 	jwt.RegisteredClaims
+}
+
+// Subject is whom a token is issued to.
+type Subject struct {
+	UserID, Email, TenantID string
+	Permissions             []string
+	Generation              int64
+	TenantBound             bool
 }
 
 // Issuer mints and verifies HS256 user JWTs.
@@ -32,16 +48,18 @@ func NewIssuer(secret []byte, expiry time.Duration) *Issuer {
 }
 
 // Issue returns a signed token and its expiry.
-func (i *Issuer) Issue(userID, email, tenantID string, perms []string) (string, time.Time, error) {
+func (i *Issuer) Issue(sub Subject) (string, time.Time, error) {
 	now := i.now().UTC().Truncate(time.Second)
 	exp := now.Add(i.expiry)
 	c := Claims{
-		Email:       email,
-		TenantID:    tenantID,
-		Permissions: perms,
+		Email:       sub.Email,
+		TenantID:    sub.TenantID,
+		Permissions: sub.Permissions,
+		Generation:  sub.Generation,
+		TenantBound: sub.TenantBound,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    jwtIssuer,
-			Subject:   userID,
+			Subject:   sub.UserID,
 			IssuedAt:  jwt.NewNumericDate(now),
 			NotBefore: jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(exp),
@@ -71,4 +89,54 @@ func (i *Issuer) Parse(token string) (*Claims, error) {
 		return nil, errors.New("invalid token: missing subject or tenant")
 	}
 	return c, nil
+}
+
+// ticketIssuer is the issuer of tickets: a user token's parser (issuer
+// "exo-app") refuses them, and a ticket's parser refuses user tokens.
+const ticketIssuer = "exo-app/ticket"
+
+// Ticket carries one step of a browser flow to the next (an OIDC sign-in to
+// its completion, a link request to the provider's login), signed, short
+// lived, for one purpose, and bound to the browser that holds the cookie
+// whose hash is BrowserHash.
+type Ticket struct {
+	UserID      string `json:"uid,omitempty"`
+	Email       string `json:"email,omitempty"`
+	TenantID    string `json:"tid,omitempty"`
+	IdPID       string `json:"idp,omitempty"`
+	Generation  int64  `json:"gen,omitempty"`
+	BrowserHash string `json:"bh"`
+	jwt.RegisteredClaims
+}
+
+// IssueTicket signs t for purpose, valid for ttl.
+func (i *Issuer) IssueTicket(purpose string, t Ticket, ttl time.Duration) (string, error) {
+	now := i.now().UTC().Truncate(time.Second)
+	t.RegisteredClaims = jwt.RegisteredClaims{
+		Issuer:    ticketIssuer,
+		Audience:  jwt.ClaimStrings{purpose},
+		IssuedAt:  jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, t).SignedString(i.secret)
+	if err != nil {
+		return "", fmt.Errorf("sign ticket: %w", err)
+	}
+	return s, nil
+}
+
+// ParseTicket verifies a ticket of purpose.
+func (i *Issuer) ParseTicket(purpose, raw string) (*Ticket, error) {
+	t := &Ticket{}
+	_, err := jwt.ParseWithClaims(raw, t, func(*jwt.Token) (any, error) { return i.secret, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithIssuer(ticketIssuer),
+		jwt.WithAudience(purpose),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(i.now),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("invalid ticket: %w", err)
+	}
+	return t, nil
 }

@@ -23,8 +23,24 @@ const (
 	saltLen      = 16
 )
 
-// MinPasswordLength is enforced on signup, invitation and reset.
-const MinPasswordLength = 8
+// MinPasswordLength and MaxPasswordLength (bytes) are enforced wherever a
+// password is chosen. The maximum bounds what an anonymous caller makes the
+// server hash.
+const (
+	MinPasswordLength = 8
+	MaxPasswordLength = 256
+)
+
+// CheckPasswordLength returns a message for a password of the wrong length.
+func CheckPasswordLength(p string) string {
+	switch {
+	case len(p) < MinPasswordLength:
+		return fmt.Sprintf("password must be at least %d characters", MinPasswordLength)
+	case len(p) > MaxPasswordLength:
+		return fmt.Sprintf("password must be at most %d bytes", MaxPasswordLength)
+	}
+	return ""
+}
 
 // ErrPasswordMismatch is returned by VerifyPassword for a wrong password.
 var ErrPasswordMismatch = errors.New("password mismatch")

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -45,9 +46,31 @@ type Config struct {
 	// LoginRatePerMinute bounds failed and successful login attempts per
 	// e-mail address (and, more generously, per client address).
 	LoginRatePerMinute int
-	// TrustProxyHeaders makes the rate limiter use X-Forwarded-For; only safe
-	// behind an ingress that overwrites the header.
+	// AuthRatePerMinute bounds, per client address, the anonymous auth
+	// endpoints that hash or send mail: sign-up, password reset (request
+	// and confirm), invitation acceptance and SSO start.
+	AuthRatePerMinute int
+	// PasswordHashConcurrency bounds concurrent argon2id computations
+	// (19 MiB each) in the process; requests beyond it wait briefly, then
+	// get 503 with Retry-After.
+	PasswordHashConcurrency int
+
+	// TrustProxyHeaders makes client addresses come from X-Forwarded-For,
+	// trusting the hops TrustedProxyHops or TrustedProxies describe.
 	TrustProxyHeaders bool
+	// TrustedProxyHops is how many proxies in front of exo-app append to
+	// X-Forwarded-For (EXO_TRUSTED_PROXIES as a number; 1 by default when
+	// headers are trusted). The client is that many entries from the right.
+	TrustedProxyHops int
+	// TrustedProxies are the networks of the proxies (EXO_TRUSTED_PROXIES as
+	// CIDRs): the client is the right-most hop outside them.
+	TrustedProxies []netip.Prefix
+
+	// OIDCAllowedNetworks are private networks an identity provider may be
+	// reached on outside dev mode (EXO_OIDC_ALLOWED_NETWORKS, CIDRs), for
+	// on-premises providers. Loopback, link-local, private and metadata
+	// addresses are refused otherwise.
+	OIDCAllowedNetworks []netip.Prefix
 
 	SMTP SMTPConfig
 
@@ -79,7 +102,9 @@ func Load(getenv Getenv) (*Config, error) {
 	}
 
 	var err error
-	if c.DevMode, err = parseBool(getenv("EXO_DEV_MODE"), true); err != nil {
+	// Production is the default: a deployment that forgets the variable must
+	// not run on the public development secrets.
+	if c.DevMode, err = parseBool(getenv("EXO_DEV_MODE"), false); err != nil {
 		fail("EXO_DEV_MODE", "%v", err)
 	}
 
@@ -178,6 +203,24 @@ func Load(getenv Getenv) (*Config, error) {
 	if c.TrustProxyHeaders, err = parseBool(getenv("EXO_TRUST_PROXY_HEADERS"), false); err != nil {
 		fail("EXO_TRUST_PROXY_HEADERS", "%v", err)
 	}
+	if v := strings.TrimSpace(getenv("EXO_TRUSTED_PROXIES")); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			if n < 1 || n > 10 {
+				fail("EXO_TRUSTED_PROXIES", "must be a number of proxies 1-10 or a list of CIDRs, got %q", v)
+			}
+			c.TrustedProxyHops = n
+		} else if c.TrustedProxies, err = parsePrefixes(v); err != nil {
+			fail("EXO_TRUSTED_PROXIES", "must be a number of proxies 1-10 or a comma-separated list of CIDRs: %v", err)
+		}
+		c.TrustProxyHeaders = true
+	} else if c.TrustProxyHeaders {
+		c.TrustedProxyHops = 1
+	}
+	if v := getenv("EXO_OIDC_ALLOWED_NETWORKS"); v != "" {
+		if c.OIDCAllowedNetworks, err = parsePrefixes(v); err != nil {
+			fail("EXO_OIDC_ALLOWED_NETWORKS", "must be a comma-separated list of CIDRs: %v", err)
+		}
+	}
 
 	c.MaxBodyBytes = 10 << 20
 	if v := getenv("EXO_MAX_BODY_BYTES"); v != "" {
@@ -196,6 +239,25 @@ func Load(getenv Getenv) (*Config, error) {
 			fail("EXO_LOGIN_RATE_PER_MINUTE", "must be a positive integer, got %q", v)
 		} else {
 			c.LoginRatePerMinute = n
+		}
+	}
+
+	c.AuthRatePerMinute = 30
+	if v := getenv("EXO_AUTH_RATE_PER_MINUTE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			fail("EXO_AUTH_RATE_PER_MINUTE", "must be a positive integer, got %q", v)
+		} else {
+			c.AuthRatePerMinute = n
+		}
+	}
+	c.PasswordHashConcurrency = 4
+	if v := getenv("EXO_PASSWORD_HASH_CONCURRENCY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 || n > 64 {
+			fail("EXO_PASSWORD_HASH_CONCURRENCY", "must be an integer 1-64, got %q", v)
+		} else {
+			c.PasswordHashConcurrency = n
 		}
 	}
 
@@ -275,6 +337,29 @@ func parseBool(v string, def bool) (bool, error) {
 		return def, fmt.Errorf("must be true or false, got %q", v)
 	}
 	return b, nil
+}
+
+func parsePrefixes(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, err
+			}
+			f = netip.PrefixFrom(a, a.BitLen()).String()
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 func hostOnly(u *url.URL) string {

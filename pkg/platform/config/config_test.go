@@ -9,7 +9,11 @@ import (
 func env(m map[string]string) Getenv { return func(k string) string { return m[k] } }
 
 func TestDefaults(t *testing.T) {
-	c, err := Load(env(nil))
+	// Production is the default, so nothing starts on the public dev secrets.
+	if _, err := Load(env(nil)); err == nil || !strings.Contains(err.Error(), "EXO_JWT_SECRET") {
+		t.Fatalf("no configuration at all: %v, want EXO_JWT_SECRET required", err)
+	}
+	c, err := Load(env(map[string]string{"EXO_DEV_MODE": "true"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,6 +24,32 @@ func TestDefaults(t *testing.T) {
 	}
 	if got := c.Link("/invite/accept", map[string][]string{"token": {"a b"}}); got != "http://localhost:9092/invite/accept?token=a+b" {
 		t.Fatal(got)
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	base := map[string]string{"EXO_DEV_MODE": "true"}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{k: v}
+		for bk, bv := range base {
+			m[bk] = bv
+		}
+		return m
+	}
+	c, err := Load(env(with("EXO_TRUST_PROXY_HEADERS", "true")))
+	if err != nil || c.TrustedProxyHops != 1 {
+		t.Fatalf("headers trusted without a count: hops %d, %v", c.TrustedProxyHops, err)
+	}
+	if c, err = Load(env(with("EXO_TRUSTED_PROXIES", "2"))); err != nil || !c.TrustProxyHeaders || c.TrustedProxyHops != 2 {
+		t.Fatalf("count: %+v %v", c, err)
+	}
+	if c, err = Load(env(with("EXO_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7"))); err != nil || len(c.TrustedProxies) != 2 || c.TrustedProxies[1].Bits() != 32 {
+		t.Fatalf("CIDRs: %+v %v", c, err)
+	}
+	for _, bad := range []string{"0", "11", "10.0.0.0/33", "proxy.example"} {
+		if _, err := Load(env(with("EXO_TRUSTED_PROXIES", bad))); err == nil || !strings.Contains(err.Error(), "EXO_TRUSTED_PROXIES") {
+			t.Errorf("EXO_TRUSTED_PROXIES=%q: %v", bad, err)
+		}
 	}
 }
 

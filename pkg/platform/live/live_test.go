@@ -31,7 +31,12 @@ func newEnv(t *testing.T, opts live.Options) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cfg, err := config.Load(func(string) string { return "" })
+	cfg, err := config.Load(func(k string) string {
+		if k == "EXO_DEV_MODE" {
+			return "true"
+		}
+		return ""
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,11 +70,27 @@ var All = []string{
 	LogStorageRead, LogStorageWrite,
 }
 
-// Seeded role names; every tenant starts with these two (editable, deletable).
+// Built-in role names; every tenant starts with these three. They cannot be
+// edited or deleted (a tenant customises by creating roles of its own), so a
+// tenant always has a role with every permission and the roles invitations
+// and identity providers assign by default.
 const (
 	RoleAdmin  = "admin"
 	RoleMember = "member"
+	// RoleNoAccess holds no permission: what an identity provider assigns
+	// unless an administrator chose a role for it.
+	RoleNoAccess = "no-access"
 )
+
+// HasAll reports whether set grants every permission of want.
+func HasAll(set, want []string) bool {
+	for _, p := range want {
+		if !Has(set, p) {
+			return false
+		}
+	}
+	return true
+}
 
 // AdminPermissions is the seeded admin role: everything.
 func AdminPermissions() []string { return slices.Clone(All) }

@@ -21,6 +21,7 @@ func Env(t testing.TB, baseURL, backend string, extra map[string]string) map[str
 		"EXO_DATABASE_DSN":          DSN(t, backend),
 		"EXO_CAST_STORAGE_DIR":      t.TempDir(),
 		"EXO_LOGIN_RATE_PER_MINUTE": "100000",
+		"EXO_AUTH_RATE_PER_MINUTE":  "100000",
 	}
 	maps.Copy(vars, extra)
 	return vars

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -14,10 +15,19 @@ type migration struct {
 	version int
 	name    string
 	stmts   []string
+	// sqlite and postgres hold statements for one dialect only, run before
+	// stmts: SQLite cannot drop a constraint, so a table is rebuilt there
+	// and altered in place on PostgreSQL.
+	sqlite, postgres []string
+	// rebuildsTables turns SQLite's foreign key enforcement off for the
+	// migration (outside its transaction, as SQLite requires), so dropping
+	// and recreating a referenced table neither fails nor cascades. The
+	// migration checks the keys itself before it commits.
+	rebuildsTables bool
 }
 
 var migrations = []migration{
-	{1, "initial schema", []string{
+	{version: 1, name: "initial schema", stmts: []string{
 		`CREATE TABLE tenants (
 			id TEXT PRIMARY KEY,
 			name TEXT NOT NULL,
@@ -112,6 +122,62 @@ var migrations = []migration{
 			code_verifier TEXT NOT NULL,
 			expires_at BIGINT NOT NULL)`,
 	}},
+	// Version 2 is the shell's, in shell_sessions.go.
+	{version: 3, name: "identities keyed by provider and subject, token generations, pending sign-ups", sqlite: []string{
+		// An account a tenant's identity provider created is not a password
+		// account: its e-mail is whatever that provider asserted, so it must
+		// not occupy the global e-mail namespace that password sign-in,
+		// invitations and resets key on. Uniqueness moves to a partial index.
+		`CREATE TABLE users_new (
+			id TEXT PRIMARY KEY,
+			email TEXT NOT NULL,
+			name TEXT NOT NULL DEFAULT '',
+			password_hash TEXT NOT NULL DEFAULT '',
+			created_at BIGINT NOT NULL,
+			idp_id TEXT NOT NULL DEFAULT '',
+			token_generation BIGINT NOT NULL DEFAULT 0)`,
+		`INSERT INTO users_new (id, email, name, password_hash, created_at) SELECT id, email, name, password_hash, created_at FROM users`,
+		`DROP TABLE users`,
+		`ALTER TABLE users_new RENAME TO users`,
+	}, postgres: []string{
+		`ALTER TABLE users DROP CONSTRAINT users_email_key`,
+		`ALTER TABLE users ADD COLUMN idp_id TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE users ADD COLUMN token_generation BIGINT NOT NULL DEFAULT 0`,
+	}, rebuildsTables: true, stmts: []string{
+		`CREATE UNIQUE INDEX users_email_idx ON users (email) WHERE idp_id = ''`,
+		// (provider, subject) is the only key of an identity a tenant's
+		// provider asserts; the user it signs in was created by that provider
+		// or linked explicitly by a signed-in user.
+		`CREATE TABLE user_identities (
+			idp_id TEXT NOT NULL REFERENCES identity_providers(id) ON DELETE CASCADE,
+			subject TEXT NOT NULL,
+			user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+			email TEXT NOT NULL,
+			created_at BIGINT NOT NULL,
+			PRIMARY KEY (idp_id, subject))`,
+		`CREATE INDEX user_identities_user_idx ON user_identities (user_id)`,
+		`ALTER TABLE identity_providers ADD COLUMN allowed_domains TEXT NOT NULL DEFAULT '[]'`,
+		`ALTER TABLE identity_providers ADD COLUMN default_role_id TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE oidc_states ADD COLUMN link_user_id TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE oidc_states ADD COLUMN browser_hash TEXT NOT NULL DEFAULT ''`,
+		`CREATE INDEX oidc_states_expires_idx ON oidc_states (expires_at)`,
+		// Every tenant gets the built-in role an identity provider assigns
+		// by default: no permissions until an administrator chooses a role.
+		`INSERT INTO roles (id, tenant_id, name, description, permissions, builtin, created_at)
+			SELECT 'no-access-' || t.id, t.id, 'no-access', 'Signed in, no permissions until an administrator assigns a role', '[]', 1, t.created_at
+			FROM tenants t WHERE NOT EXISTS (SELECT 1 FROM roles r WHERE r.tenant_id = t.id AND r.name = 'no-access')`,
+		// A sign-up waits here until its e-mail address is confirmed.
+		`CREATE TABLE pending_signups (
+			token_hash TEXT PRIMARY KEY,
+			email TEXT NOT NULL,
+			name TEXT NOT NULL,
+			password_hash TEXT NOT NULL,
+			tenant_name TEXT NOT NULL,
+			expires_at BIGINT NOT NULL,
+			created_at BIGINT NOT NULL)`,
+		`CREATE INDEX pending_signups_expires_idx ON pending_signups (expires_at)`,
+		`CREATE INDEX password_resets_expires_idx ON password_resets (expires_at)`,
+	}},
 }
 
 // migrate applies pending migrations, each in its own transaction. On
@@ -140,11 +206,24 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 	}
 
 	for _, m := range migrations {
-		if err := s.applyMigration(ctx, conn, m); err != nil {
+		if err := s.applyMigrationFK(ctx, conn, m); err != nil {
 			return fmt.Errorf("migrate: version %d (%s): %w", m.version, m.name, err)
 		}
 	}
 	return nil
+}
+
+// applyMigrationFK applies m, with SQLite's foreign key enforcement off
+// around it when m rebuilds tables.
+func (s *sqlStore) applyMigrationFK(ctx context.Context, conn *sql.Conn, m migration) error {
+	if !m.rebuildsTables || s.dialect != DialectSQLite {
+		return s.applyMigration(ctx, conn, m)
+	}
+	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+		return err
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON`) //nolint:errcheck // the connection is closed right after migrating
+	return s.applyMigration(ctx, conn, m)
 }
 
 func (s *sqlStore) applyMigration(ctx context.Context, conn *sql.Conn, m migration) error {
@@ -161,9 +240,22 @@ func (s *sqlStore) applyMigration(ctx context.Context, conn *sql.Conn, m migrati
 	if n > 0 {
 		return nil
 	}
-	for _, stmt := range m.stmts {
+	stmts := m.sqlite
+	if s.dialect == DialectPostgres {
+		stmts = m.postgres
+	}
+	for _, stmt := range append(append([]string(nil), stmts...), m.stmts...) {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("%w\n%s", err, stmt)
+		}
+	}
+	if m.rebuildsTables && s.dialect == DialectSQLite {
+		var table string
+		err := tx.QueryRowContext(ctx, `SELECT "table" FROM pragma_foreign_key_check LIMIT 1`).Scan(&table)
+		if err == nil {
+			return fmt.Errorf("foreign key violated in table %s after the migration", table)
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("foreign key check: %w", err)
 		}
 	}
 	if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -22,7 +24,7 @@ func init() {
 			panic(fmt.Sprintf("store: migration version %d is used twice (%q and shell sessions)", m.version, m.name))
 		}
 	}
-	migrations = append(migrations, migration{shellMigrationVersion, "shell sessions and tenant shell settings", []string{
+	migrations = append(migrations, migration{version: shellMigrationVersion, name: "shell sessions and tenant shell settings", stmts: []string{
 		// Rows carry no foreign key to deployments or users: like audit rows
 		// they must outlive what they describe. The tenant cascade removes a
 		// deleted tenant's history (its recording files are removed by the
@@ -51,6 +53,8 @@ func init() {
 			record_input INTEGER NOT NULL DEFAULT 0,
 			updated_at BIGINT NOT NULL)`,
 	}})
+	// Applied in version order, whichever file declares them.
+	slices.SortFunc(migrations, func(a, b migration) int { return cmp.Compare(a.version, b.version) })
 }
 
 // ShellSession is one browser shell: who opened it on which agent, when,

@@ -141,6 +141,7 @@ func (s *sqlStore) createTenantTx(ctx context.Context, tx *sql.Tx, name, ownerID
 	}{
 		{adminID, perm.RoleAdmin, "Full access to the tenant", perm.AdminPermissions()},
 		{NewID(), perm.RoleMember, "Use agents and read the tenant's resources", perm.MemberPermissions()},
+		{NewID(), perm.RoleNoAccess, "Signed in, no permissions until an administrator assigns a role", []string{}},
 	}
 	for _, r := range seeds {
 		if _, err := s.exec(ctx, tx, `INSERT INTO roles (id, tenant_id, name, description, permissions, builtin, created_at) VALUES (?, ?, ?, ?, ?, 1, ?)`,
@@ -158,30 +159,37 @@ func (s *sqlStore) createTenantTx(ctx context.Context, tx *sql.Tx, name, ownerID
 // SignUp fills an audit event's empty TenantID and TargetID with the new
 // tenant and its empty actor with the new user.
 func (s *sqlStore) SignUp(ctx context.Context, u User, tenantName string) (User, Tenant, error) {
-	t := now()
-	u.CreatedAt = t
-	if u.ID == "" {
-		u.ID = NewID()
-	}
 	var ten Tenant
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.exec(ctx, tx, `INSERT INTO users (id, email, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
-			u.ID, u.Email, u.Name, u.PasswordHash, ms(t)); err != nil {
-			return fmt.Errorf("insert user: %w", err)
-		}
 		var err error
-		if ten, err = s.createTenantTx(ctx, tx, tenantName, u.ID, t); err != nil {
-			return err
-		}
-		return s.recordAudit(ctx, tx, func(e *AuditEvent) {
-			inTenant(ten.ID)(e)
-			byUser(u)(e)
-		})
+		u, ten, err = s.signUpTx(ctx, tx, u, tenantName)
+		return err
 	})
 	if err != nil {
 		return User{}, Tenant{}, err
 	}
 	return u, ten, nil
+}
+
+func (s *sqlStore) signUpTx(ctx context.Context, tx *sql.Tx, u User, tenantName string) (User, Tenant, error) {
+	t := now()
+	u.CreatedAt = t
+	if u.ID == "" {
+		u.ID = NewID()
+	}
+	if _, err := s.exec(ctx, tx, `INSERT INTO users (id, email, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
+		u.ID, u.Email, u.Name, u.PasswordHash, ms(t)); err != nil {
+		return User{}, Tenant{}, fmt.Errorf("insert user: %w", err)
+	}
+	ten, err := s.createTenantTx(ctx, tx, tenantName, u.ID, t)
+	if err != nil {
+		return User{}, Tenant{}, err
+	}
+	err = s.recordAudit(ctx, tx, func(e *AuditEvent) {
+		inTenant(ten.ID)(e)
+		byUser(u)(e)
+	})
+	return u, ten, err
 }
 
 // CreateTenant fills an audit event's empty TenantID and TargetID with the
@@ -213,12 +221,12 @@ func (s *sqlStore) RenameTenant(ctx context.Context, tenantID, name string) (Ten
 	return s.GetTenant(ctx, tenantID)
 }
 
-const userCols = `id, email, name, password_hash, created_at`
+const userCols = `id, email, name, password_hash, idp_id, token_generation, created_at`
 
 func scanUser(row interface{ Scan(...any) error }) (User, error) {
 	var u User
 	var c int64
-	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.PasswordHash, &c)
+	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.PasswordHash, &u.IdPID, &u.TokenGeneration, &c)
 	u.CreatedAt = fromMS(c)
 	return u, mapErr(err)
 }
@@ -227,59 +235,48 @@ func (s *sqlStore) GetUser(ctx context.Context, id string) (User, error) {
 	return scanUser(s.db.QueryRowContext(ctx, s.rebind(`SELECT `+userCols+` FROM users WHERE id = ?`), id))
 }
 
+// passwordAccountByEmail selects the password account with an e-mail:
+// accounts an identity provider created never match.
+const passwordAccountByEmail = `SELECT ` + userCols + ` FROM users WHERE email = ? AND idp_id = ''`
+
 func (s *sqlStore) GetUserByEmail(ctx context.Context, email string) (User, error) {
-	return scanUser(s.db.QueryRowContext(ctx, s.rebind(`SELECT `+userCols+` FROM users WHERE email = ?`), email))
+	return scanUser(s.db.QueryRowContext(ctx, s.rebind(passwordAccountByEmail), email))
 }
 
-func (s *sqlStore) SetPasswordHash(ctx context.Context, userID, hash string) error {
-	return s.execAudited(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, hash, userID)
+// ChangePassword records the change in each of the user's tenants.
+func (s *sqlStore) ChangePassword(ctx context.Context, userID, hash string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.execOne(ctx, tx, `UPDATE users SET password_hash = ?, token_generation = token_generation + 1 WHERE id = ?`, hash, userID); err != nil {
+			return err
+		}
+		return s.auditInEveryTenant(ctx, tx, userID)
+	})
+}
+
+// RevokeTokens records the revocation in each of the user's tenants.
+func (s *sqlStore) RevokeTokens(ctx context.Context, userID string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.execOne(ctx, tx, `UPDATE users SET token_generation = token_generation + 1 WHERE id = ?`, userID); err != nil {
+			return err
+		}
+		return s.auditInEveryTenant(ctx, tx, userID)
+	})
 }
 
 func (s *sqlStore) getUserTx(ctx context.Context, tx *sql.Tx, email string) (User, error) {
-	return scanUser(tx.QueryRowContext(ctx, s.rebind(`SELECT `+userCols+` FROM users WHERE email = ?`), email))
-}
-
-// EnsureOIDCUser fills an audit event's empty actor with the user.
-func (s *sqlStore) EnsureOIDCUser(ctx context.Context, tenantID string, u User) (User, error) {
-	var out User
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		t := now()
-		existing, err := s.getUserTx(ctx, tx, u.Email)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			u.ID, u.CreatedAt, u.PasswordHash = NewID(), t, ""
-			if _, err := s.exec(ctx, tx, `INSERT INTO users (id, email, name, password_hash, created_at) VALUES (?, ?, ?, '', ?)`,
-				u.ID, u.Email, u.Name, ms(t)); err != nil {
-				return fmt.Errorf("insert user: %w", err)
-			}
-			out = u
-		case err != nil:
-			return err
-		default:
-			out = existing
-		}
-		var roleID string
-		if err := tx.QueryRowContext(ctx, s.rebind(`SELECT id FROM roles WHERE tenant_id = ? AND name = ?`), tenantID, perm.RoleMember).Scan(&roleID); err != nil {
-			return fmt.Errorf("find member role: %w", mapErr(err))
-		}
-		if _, err := s.exec(ctx, tx, `INSERT INTO memberships (tenant_id, user_id, role_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, user_id) DO NOTHING`,
-			tenantID, out.ID, roleID, ms(t)); err != nil {
-			return err
-		}
-		return s.recordAudit(ctx, tx, byUser(out))
-	})
-	return out, err
+	return scanUser(tx.QueryRowContext(ctx, s.rebind(passwordAccountByEmail), email))
 }
 
 // ---- memberships ----
 
-const membershipSelect = `SELECT m.tenant_id, t.name, m.user_id, r.id, r.name, r.permissions
-	FROM memberships m JOIN tenants t ON t.id = m.tenant_id JOIN roles r ON r.id = m.role_id AND r.tenant_id = m.tenant_id`
+const membershipSelect = `SELECT m.tenant_id, t.name, m.user_id, r.id, r.name, r.permissions, u.token_generation
+	FROM memberships m JOIN tenants t ON t.id = m.tenant_id JOIN roles r ON r.id = m.role_id AND r.tenant_id = m.tenant_id
+	JOIN users u ON u.id = m.user_id`
 
 func scanMembership(row interface{ Scan(...any) error }) (Membership, error) {
 	var m Membership
 	var p string
-	err := row.Scan(&m.TenantID, &m.TenantName, &m.UserID, &m.RoleID, &m.RoleName, &p)
+	err := row.Scan(&m.TenantID, &m.TenantName, &m.UserID, &m.RoleID, &m.RoleName, &p, &m.TokenGeneration)
 	m.Permissions = decodePerms(p)
 	return m, mapErr(err)
 }
@@ -326,18 +323,116 @@ func (s *sqlStore) ListMembers(ctx context.Context, tenantID string) ([]Member, 
 	return out, rows.Err()
 }
 
-func (s *sqlStore) SetMemberRole(ctx context.Context, tenantID, userID, roleID string) error {
+func (s *sqlStore) SetMemberRole(ctx context.Context, tenantID, userID, roleID string, callerPerms []string) error {
+	err := s.keepingAnAdmin(ctx, tenantID, func(tx *sql.Tx) error {
+		if err := s.memberWithin(ctx, tx, tenantID, userID, callerPerms); err != nil {
+			return err
+		}
+		if err := s.roleWithin(ctx, tx, tenantID, roleID, callerPerms); err != nil {
+			return fmt.Errorf("role: %w", err)
+		}
+		return s.execOne(ctx, tx, `UPDATE memberships SET role_id = ? WHERE tenant_id = ? AND user_id = ?`, roleID, tenantID, userID)
+	})
 	// The composite foreign key rejects a role of another tenant (ErrInUse
 	// from the driver); report it as not found so ids do not leak.
-	err := s.execAudited(ctx, `UPDATE memberships SET role_id = ? WHERE tenant_id = ? AND user_id = ?`, roleID, tenantID, userID)
 	if errors.Is(err, ErrInUse) {
 		return fmt.Errorf("role: %w", ErrNotFound)
 	}
 	return err
 }
 
-func (s *sqlStore) RemoveMember(ctx context.Context, tenantID, userID string) error {
-	return s.execAudited(ctx, `DELETE FROM memberships WHERE tenant_id = ? AND user_id = ?`, tenantID, userID)
+func (s *sqlStore) RemoveMember(ctx context.Context, tenantID, userID string, callerPerms []string) error {
+	return s.keepingAnAdmin(ctx, tenantID, func(tx *sql.Tx) error {
+		if err := s.memberWithin(ctx, tx, tenantID, userID, callerPerms); err != nil {
+			return err
+		}
+		if err := s.execOne(ctx, tx, `DELETE FROM memberships WHERE tenant_id = ? AND user_id = ?`, tenantID, userID); err != nil {
+			return err
+		}
+		// Tokens do not name a tenant alone (a user selects any of theirs),
+		// so removal revokes them all: the user signs in again.
+		return s.execOne(ctx, tx, `UPDATE users SET token_generation = token_generation + 1 WHERE id = ?`, userID)
+	})
+}
+
+// keepingAnAdmin runs change, with the audit event ctx carries, in a
+// transaction that fails with ErrLastAdmin if the change took away the
+// tenant's last member holding every permission. Changes to one tenant's
+// memberships and roles are serialised (a row lock on PostgreSQL; SQLite's
+// immediate transactions already are), so two administrators demoting each
+// other at once cannot both succeed.
+func (s *sqlStore) keepingAnAdmin(ctx context.Context, tenantID string, change func(tx *sql.Tx) error) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if s.dialect == DialectPostgres {
+			if _, err := s.exec(ctx, tx, `SELECT id FROM tenants WHERE id = ? FOR UPDATE`, tenantID); err != nil {
+				return err
+			}
+		}
+		before, err := s.fullMembers(ctx, tx, tenantID)
+		if err != nil {
+			return err
+		}
+		if err := change(tx); err != nil {
+			return err
+		}
+		after, err := s.fullMembers(ctx, tx, tenantID)
+		if err != nil {
+			return err
+		}
+		if before > 0 && after == 0 {
+			return ErrLastAdmin
+		}
+		return s.recordAudit(ctx, tx, nil)
+	})
+}
+
+// memberWithin checks, in tx, that the member's role holds nothing beyond
+// callerPerms (ErrNotFound for no such member in the tenant).
+func (s *sqlStore) memberWithin(ctx context.Context, tx *sql.Tx, tenantID, userID string, callerPerms []string) error {
+	var p string
+	err := tx.QueryRowContext(ctx, s.rebind(`SELECT r.permissions FROM memberships m
+		JOIN roles r ON r.id = m.role_id AND r.tenant_id = m.tenant_id WHERE m.tenant_id = ? AND m.user_id = ?`), tenantID, userID).Scan(&p)
+	if err != nil {
+		return mapErr(err)
+	}
+	if !perm.HasAll(callerPerms, decodePerms(p)) {
+		return ErrNotPermitted
+	}
+	return nil
+}
+
+// roleWithin checks, in tx, that the role holds nothing beyond callerPerms
+// (ErrNotFound for no such role in the tenant).
+func (s *sqlStore) roleWithin(ctx context.Context, tx *sql.Tx, tenantID, roleID string, callerPerms []string) error {
+	var p string
+	if err := tx.QueryRowContext(ctx, s.rebind(`SELECT permissions FROM roles WHERE tenant_id = ? AND id = ?`), tenantID, roleID).Scan(&p); err != nil {
+		return mapErr(err)
+	}
+	if !perm.HasAll(callerPerms, decodePerms(p)) {
+		return ErrNotPermitted
+	}
+	return nil
+}
+
+// fullMembers counts the tenant's members whose role holds every permission.
+func (s *sqlStore) fullMembers(ctx context.Context, tx *sql.Tx, tenantID string) (int, error) {
+	rows, err := tx.QueryContext(ctx, s.rebind(`SELECT r.permissions FROM memberships m
+		JOIN roles r ON r.id = m.role_id AND r.tenant_id = m.tenant_id WHERE m.tenant_id = ?`), tenantID)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return 0, err
+		}
+		if perm.HasAll(decodePerms(p), perm.All) {
+			n++
+		}
+	}
+	return n, rows.Err()
 }
 
 // ---- roles ----
@@ -386,16 +481,54 @@ func (s *sqlStore) CreateRole(ctx context.Context, tenantID string, r Role) (Rol
 	return s.GetRole(ctx, tenantID, r.ID)
 }
 
-func (s *sqlStore) UpdateRole(ctx context.Context, tenantID string, r Role) (Role, error) {
-	if err := s.execAudited(ctx, `UPDATE roles SET name = ?, description = ?, permissions = ? WHERE tenant_id = ? AND id = ?`,
-		r.Name, r.Description, encodePerms(r.Permissions), tenantID, r.ID); err != nil {
+func (s *sqlStore) UpdateRole(ctx context.Context, tenantID string, r Role, callerPerms []string) (Role, error) {
+	err := s.keepingAnAdmin(ctx, tenantID, func(tx *sql.Tx) error {
+		if err := s.refuseBuiltin(ctx, tx, tenantID, r.ID); err != nil {
+			return err
+		}
+		if err := s.roleWithin(ctx, tx, tenantID, r.ID, callerPerms); err != nil {
+			return err
+		}
+		if !perm.HasAll(callerPerms, r.Permissions) {
+			return ErrNotPermitted
+		}
+		return s.execOne(ctx, tx, `UPDATE roles SET name = ?, description = ?, permissions = ? WHERE tenant_id = ? AND id = ?`,
+			r.Name, r.Description, encodePerms(r.Permissions), tenantID, r.ID)
+	})
+	if err != nil {
 		return Role{}, err
 	}
 	return s.GetRole(ctx, tenantID, r.ID)
 }
 
-func (s *sqlStore) DeleteRole(ctx context.Context, tenantID, id string) error {
+// refuseBuiltin answers ErrNotFound for a role not in the tenant and
+// ErrBuiltin for a built-in one.
+func (s *sqlStore) refuseBuiltin(ctx context.Context, tx *sql.Tx, tenantID, id string) error {
+	var builtin int
+	if err := tx.QueryRowContext(ctx, s.rebind(`SELECT builtin FROM roles WHERE tenant_id = ? AND id = ?`), tenantID, id).Scan(&builtin); err != nil {
+		return mapErr(err)
+	}
+	if builtin == 1 {
+		return ErrBuiltin
+	}
+	return nil
+}
+
+func (s *sqlStore) DeleteRole(ctx context.Context, tenantID, id string, callerPerms []string) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.refuseBuiltin(ctx, tx, tenantID, id); err != nil {
+			return err
+		}
+		if err := s.roleWithin(ctx, tx, tenantID, id, callerPerms); err != nil {
+			return err
+		}
+		var idps int
+		if err := tx.QueryRowContext(ctx, s.rebind(`SELECT COUNT(*) FROM identity_providers WHERE tenant_id = ? AND default_role_id = ?`), tenantID, id).Scan(&idps); err != nil {
+			return err
+		}
+		if idps > 0 {
+			return fmt.Errorf("role is the default role of %d identity provider(s): %w", idps, ErrInUse)
+		}
 		// Checked explicitly (not only by the foreign key) so the answer is the
 		// same on both backends and before any cascade to invitations runs.
 		var n int
@@ -556,7 +689,7 @@ func (s *sqlStore) PeekInvitation(ctx context.Context, tokenHash string, t time.
 // AcceptInvitation fills an audit event's empty TenantID with the
 // invitation's tenant, its empty actor with the user who accepted, and its
 // TargetID with the invitation.
-func (s *sqlStore) AcceptInvitation(ctx context.Context, tokenHash string, t time.Time, newUser User) (User, Invitation, error) {
+func (s *sqlStore) AcceptInvitation(ctx context.Context, tokenHash string, t time.Time, newUser User, signedInUserID string) (User, Invitation, error) {
 	var u User
 	var inv Invitation
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -579,7 +712,14 @@ func (s *sqlStore) AcceptInvitation(ctx context.Context, tokenHash string, t tim
 		acc := t.UTC().Truncate(time.Millisecond)
 		inv.AcceptedAt = &acc
 		u, err = s.getUserTx(ctx, tx, inv.Email)
+		if err == nil && u.ID != signedInUserID {
+			// The link alone must not open an existing account.
+			return ErrSignInRequired
+		}
 		if errors.Is(err, ErrNotFound) {
+			if newUser.PasswordHash == "" {
+				return fmt.Errorf("a new account needs a password: %w", ErrSignInRequired)
+			}
 			u = newUser
 			u.ID, u.Email, u.CreatedAt = NewID(), inv.Email, now()
 			if _, err := s.exec(ctx, tx, `INSERT INTO users (id, email, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
@@ -610,6 +750,16 @@ func (s *sqlStore) CreatePasswordReset(ctx context.Context, pr PasswordReset, to
 	return err
 }
 
+func (s *sqlStore) PeekPasswordReset(ctx context.Context, tokenHash string, t time.Time) error {
+	var id string
+	err := s.db.QueryRowContext(ctx, s.rebind(`SELECT id FROM password_resets WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?`),
+		tokenHash, ms(t)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrInvalidToken
+	}
+	return mapErr(err)
+}
+
 // ConsumePasswordReset records an audit event in every tenant the user
 // belongs to (a reset concerns each of them), with the user as actor and
 // target where the event leaves them empty.
@@ -634,7 +784,7 @@ func (s *sqlStore) ConsumePasswordReset(ctx context.Context, tokenHash string, t
 		if _, err := s.exec(ctx, tx, `UPDATE password_resets SET used_at = ? WHERE user_id = ? AND used_at IS NULL`, ms(t), userID); err != nil {
 			return err
 		}
-		if err := s.execOne(ctx, tx, `UPDATE users SET password_hash = ? WHERE id = ?`, newHash, userID); err != nil {
+		if err := s.execOne(ctx, tx, `UPDATE users SET password_hash = ?, token_generation = token_generation + 1 WHERE id = ?`, newHash, userID); err != nil {
 			return err
 		}
 		return s.auditInEveryTenant(ctx, tx, userID)
@@ -681,13 +831,14 @@ func (s *sqlStore) ListAudit(ctx context.Context, tenantID string, p Page) ([]Au
 
 // ---- identity providers and OIDC state ----
 
-const idpCols = `id, tenant_id, name, issuer, client_id, client_secret_sealed, created_at`
+const idpCols = `id, tenant_id, name, issuer, client_id, client_secret_sealed, allowed_domains, default_role_id, created_at`
 
 func scanIdP(row interface{ Scan(...any) error }) (IdentityProvider, error) {
 	var i IdentityProvider
 	var c int64
-	err := row.Scan(&i.ID, &i.TenantID, &i.Name, &i.Issuer, &i.ClientID, &i.ClientSecretSealed, &c)
-	i.CreatedAt = fromMS(c)
+	var domains string
+	err := row.Scan(&i.ID, &i.TenantID, &i.Name, &i.Issuer, &i.ClientID, &i.ClientSecretSealed, &domains, &i.DefaultRoleID, &c)
+	i.CreatedAt, i.AllowedDomains = fromMS(c), decodePerms(domains)
 	return i, mapErr(err)
 }
 
@@ -697,8 +848,15 @@ func (s *sqlStore) CreateIdP(ctx context.Context, tenantID string, i IdentityPro
 		i.ID = NewID()
 	}
 	i.TenantID, i.CreatedAt = tenantID, now()
-	err := s.insertAudited(ctx, i.ID, `INSERT INTO identity_providers (id, tenant_id, name, issuer, client_id, client_secret_sealed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		i.ID, tenantID, i.Name, i.Issuer, i.ClientID, i.ClientSecretSealed, ms(i.CreatedAt))
+	if i.AllowedDomains == nil {
+		i.AllowedDomains = []string{}
+	}
+	err := s.insertAudited(ctx, i.ID, `INSERT INTO identity_providers (id, tenant_id, name, issuer, client_id, client_secret_sealed, allowed_domains, default_role_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		i.ID, tenantID, i.Name, i.Issuer, i.ClientID, i.ClientSecretSealed, encodePerms(i.AllowedDomains), i.DefaultRoleID, ms(i.CreatedAt))
+	if errors.Is(err, ErrInUse) {
+		return IdentityProvider{}, fmt.Errorf("default role: %w", ErrNotFound)
+	}
 	return i, err
 }
 
@@ -727,13 +885,12 @@ func (s *sqlStore) DeleteIdP(ctx context.Context, tenantID, id string) error {
 	return s.execAudited(ctx, `DELETE FROM identity_providers WHERE tenant_id = ? AND id = ?`, tenantID, id)
 }
 
+// SaveOIDCState writes one row; expired rows are swept in the background
+// (SweepExpired), so a burst of sign-in starts costs no table scans.
 func (s *sqlStore) SaveOIDCState(ctx context.Context, st OIDCState) error {
-	// Opportunistic clean-up keeps the table small without a background job.
-	if _, err := s.exec(ctx, s.db, `DELETE FROM oidc_states WHERE expires_at < ?`, ms(now())); err != nil {
-		return err
-	}
-	_, err := s.exec(ctx, s.db, `INSERT INTO oidc_states (state_hash, tenant_id, idp_id, nonce, code_verifier, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		st.StateHash, st.TenantID, st.IdPID, st.Nonce, st.CodeVerifier, ms(st.ExpiresAt))
+	_, err := s.exec(ctx, s.db, `INSERT INTO oidc_states (state_hash, tenant_id, idp_id, nonce, code_verifier, link_user_id, browser_hash, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		st.StateHash, st.TenantID, st.IdPID, st.Nonce, st.CodeVerifier, st.LinkUserID, st.BrowserHash, ms(st.ExpiresAt))
 	return err
 }
 
@@ -741,8 +898,8 @@ func (s *sqlStore) ConsumeOIDCState(ctx context.Context, stateHash string, t tim
 	var st OIDCState
 	var exp int64
 	err := s.db.QueryRowContext(ctx, s.rebind(`DELETE FROM oidc_states WHERE state_hash = ?
-		RETURNING state_hash, tenant_id, idp_id, nonce, code_verifier, expires_at`), stateHash).
-		Scan(&st.StateHash, &st.TenantID, &st.IdPID, &st.Nonce, &st.CodeVerifier, &exp)
+		RETURNING state_hash, tenant_id, idp_id, nonce, code_verifier, link_user_id, browser_hash, expires_at`), stateHash).
+		Scan(&st.StateHash, &st.TenantID, &st.IdPID, &st.Nonce, &st.CodeVerifier, &st.LinkUserID, &st.BrowserHash, &exp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return OIDCState{}, ErrInvalidToken
 	} else if err != nil {

@@ -23,6 +23,18 @@ var (
 	ErrInUse = errors.New("in use")
 	// ErrInvalidToken reports an unknown, expired or already used single-use token.
 	ErrInvalidToken = errors.New("invalid or expired token")
+	// ErrLastAdmin refuses a change that would leave a tenant without a
+	// member holding every permission (nobody could administer it again).
+	ErrLastAdmin = errors.New("the tenant's last member with every permission")
+	// ErrBuiltin refuses a change to a built-in role.
+	ErrBuiltin = errors.New("built-in role")
+	// ErrNotPermitted refuses a change to a member or role that holds
+	// permissions the caller does not hold: nobody edits, grants or takes
+	// away more than they have.
+	ErrNotPermitted = errors.New("holds permissions the caller does not")
+	// ErrSignInRequired refuses to act for an existing account without that
+	// account's own sign-in (accepting an invitation into it).
+	ErrSignInRequired = errors.New("the account's own sign-in is required")
 )
 
 // Deployment statuses. The operator tunnel drives them; a new deployment is pending
@@ -50,11 +62,17 @@ type Tenant struct {
 }
 
 type User struct {
-	ID           string    `json:"id"`
-	Email        string    `json:"email"`
-	Name         string    `json:"name"`
-	PasswordHash string    `json:"-"`
-	CreatedAt    time.Time `json:"created_at"`
+	ID           string `json:"id"`
+	Email        string `json:"email"`
+	Name         string `json:"name"`
+	PasswordHash string `json:"-"`
+	// IdPID is the identity provider that created the account; empty for a
+	// password account. Such an account's e-mail is only what that provider
+	// asserted: it is never matched by e-mail (sign-in, invitations, resets).
+	IdPID string `json:"idp_id,omitempty"`
+	// TokenGeneration is bumped to revoke every token issued before.
+	TokenGeneration int64     `json:"-"`
+	CreatedAt       time.Time `json:"created_at"`
 }
 
 type Role struct {
@@ -75,6 +93,8 @@ type Membership struct {
 	RoleID      string   `json:"role_id"`
 	RoleName    string   `json:"role_name"`
 	Permissions []string `json:"permissions"`
+	// TokenGeneration is the user's: tokens of an older one are revoked.
+	TokenGeneration int64 `json:"-"`
 }
 
 // Member is a user as seen by the tenant administrators.
@@ -133,13 +153,19 @@ type AuditEvent struct {
 // IdentityProvider is a tenant's OIDC provider. The client secret is stored
 // sealed (see pkg/platform/crypto); the store never sees it in clear.
 type IdentityProvider struct {
-	ID                 string    `json:"id"`
-	TenantID           string    `json:"tenant_id"`
-	Name               string    `json:"name"`
-	Issuer             string    `json:"issuer"`
-	ClientID           string    `json:"client_id"`
-	ClientSecretSealed string    `json:"-"`
-	CreatedAt          time.Time `json:"created_at"`
+	ID                 string `json:"id"`
+	TenantID           string `json:"tenant_id"`
+	Name               string `json:"name"`
+	Issuer             string `json:"issuer"`
+	ClientID           string `json:"client_id"`
+	ClientSecretSealed string `json:"-"`
+	// AllowedDomains, when not empty, are the only e-mail domains the
+	// provider may sign in.
+	AllowedDomains []string `json:"allowed_domains"`
+	// DefaultRoleID is the role of a member the provider provisions (the
+	// built-in no-access role unless an administrator chose another).
+	DefaultRoleID string    `json:"default_role_id"`
+	CreatedAt     time.Time `json:"created_at"`
 }
 
 // OIDCState is one in-flight OIDC authorization (state, nonce, PKCE verifier).
@@ -149,6 +175,21 @@ type OIDCState struct {
 	IdPID        string
 	Nonce        string
 	CodeVerifier string
+	// LinkUserID is set when a signed-in user started the flow to link the
+	// provider's identity to their account, rather than to sign in.
+	LinkUserID string
+	// BrowserHash is the hash of the cookie that binds the flow to the
+	// browser that started it.
+	BrowserHash string
+	ExpiresAt   time.Time
+}
+
+// PendingSignup is a sign-up waiting for its e-mail address to be confirmed.
+type PendingSignup struct {
+	Email        string
+	Name         string
+	PasswordHash string
+	TenantName   string
 	ExpiresAt    time.Time
 }
 
@@ -175,25 +216,51 @@ type Store interface {
 
 	// Global identity lookups (a user exists across tenants).
 	GetUser(ctx context.Context, id string) (User, error)
+	// GetUserByEmail finds a password account (never one an identity
+	// provider created) by its e-mail.
 	GetUserByEmail(ctx context.Context, email string) (User, error)
-	SetPasswordHash(ctx context.Context, userID, hash string) error
-	// EnsureOIDCUser returns the user with that e-mail, creating it (without a
-	// password) if needed, and makes it a member of tenantID with the seeded
-	// member role unless it already is a member.
-	EnsureOIDCUser(ctx context.Context, tenantID string, u User) (User, error)
+	// ChangePassword sets a new hash and revokes every token issued before.
+	ChangePassword(ctx context.Context, userID, hash string) error
+	// RevokeTokens bumps the user's token generation: every token issued
+	// before stops working.
+	RevokeTokens(ctx context.Context, userID string) error
+	// SignInWithIdP returns the user the identity (idp, subject) belongs to.
+	// An unknown identity gets a new account owned by the provider (never an
+	// existing account with the same e-mail) with email and name from u. The
+	// user becomes a member of the provider's tenant with its default role
+	// unless it already is one.
+	SignInWithIdP(ctx context.Context, idp IdentityProvider, subject string, u User) (User, error)
+	// LinkIdentity links the identity (idp, subject) to an existing user
+	// who proved it by signing in; ErrConflict if the identity is taken.
+	LinkIdentity(ctx context.Context, idp IdentityProvider, subject, email, userID string) error
+
+	// CreatePendingSignup keeps a sign-up until its link is used.
+	CreatePendingSignup(ctx context.Context, p PendingSignup, tokenHash string) error
+	// ConfirmSignup consumes the pending sign-up once and signs up.
+	ConfirmSignup(ctx context.Context, tokenHash string, now time.Time) (User, Tenant, error)
+	// SweepExpired deletes expired single-use rows (OIDC states, pending
+	// sign-ups, password resets).
+	SweepExpired(ctx context.Context, now time.Time) error
 
 	ListMemberships(ctx context.Context, userID string) ([]Membership, error)
 	GetMembership(ctx context.Context, tenantID, userID string) (Membership, error)
 
 	ListMembers(ctx context.Context, tenantID string) ([]Member, error)
-	SetMemberRole(ctx context.Context, tenantID, userID, roleID string) error
-	RemoveMember(ctx context.Context, tenantID, userID string) error
+	// SetMemberRole and RemoveMember act for a caller holding callerPerms:
+	// ErrNotPermitted if the member's role (or the new one) holds more. They
+	// refuse with ErrLastAdmin to leave the tenant without a member holding
+	// every permission. RemoveMember also revokes the removed user's tokens.
+	SetMemberRole(ctx context.Context, tenantID, userID, roleID string, callerPerms []string) error
+	RemoveMember(ctx context.Context, tenantID, userID string, callerPerms []string) error
 
 	ListRoles(ctx context.Context, tenantID string) ([]Role, error)
 	GetRole(ctx context.Context, tenantID, id string) (Role, error)
 	CreateRole(ctx context.Context, tenantID string, r Role) (Role, error)
-	UpdateRole(ctx context.Context, tenantID string, r Role) (Role, error)
-	DeleteRole(ctx context.Context, tenantID, id string) error
+	// UpdateRole and DeleteRole refuse built-in roles (ErrBuiltin) and roles
+	// holding permissions beyond callerPerms (ErrNotPermitted); an update
+	// that would leave no member with every permission fails with ErrLastAdmin.
+	UpdateRole(ctx context.Context, tenantID string, r Role, callerPerms []string) (Role, error)
+	DeleteRole(ctx context.Context, tenantID, id string, callerPerms []string) error
 
 	CreateDeployment(ctx context.Context, tenantID string, d Deployment, tokenHash string) (Deployment, error)
 	ListDeployments(ctx context.Context, tenantID string) ([]Deployment, error)
@@ -214,12 +281,17 @@ type Store interface {
 	DeleteInvitation(ctx context.Context, tenantID, id string) error
 	// PeekInvitation returns the pending invitation for a token hash without consuming it.
 	PeekInvitation(ctx context.Context, tokenHash string, now time.Time) (Invitation, error)
-	// AcceptInvitation consumes the invitation exactly once and makes the user
-	// with its e-mail a member. newUser is created if no user has that e-mail.
-	AcceptInvitation(ctx context.Context, tokenHash string, now time.Time, newUser User) (User, Invitation, error)
+	// AcceptInvitation consumes the invitation exactly once and makes the
+	// password account with its e-mail a member: only if signedInUserID is
+	// that account (ErrSignInRequired otherwise). newUser is created if no
+	// account has that e-mail.
+	AcceptInvitation(ctx context.Context, tokenHash string, now time.Time, newUser User, signedInUserID string) (User, Invitation, error)
 
 	CreatePasswordReset(ctx context.Context, pr PasswordReset, tokenHash string) error
-	// ConsumePasswordReset uses the reset exactly once and sets the new hash.
+	// PeekPasswordReset checks that a reset token is valid without using it.
+	PeekPasswordReset(ctx context.Context, tokenHash string, now time.Time) error
+	// ConsumePasswordReset uses the reset exactly once, sets the new hash
+	// and revokes every token issued before.
 	ConsumePasswordReset(ctx context.Context, tokenHash string, now time.Time, newPasswordHash string) (userID string, err error)
 
 	// AppendAudit records an event that is not a change of stored state (a

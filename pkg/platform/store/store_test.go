@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exo-in-go/exo/pkg/platform/perm"
 	"github.com/exo-in-go/exo/pkg/platform/platformtest"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 )
@@ -71,7 +72,7 @@ func TestStore(t *testing.T) {
 				t.Fatalf("cross-tenant status: %v", err)
 			}
 			rolesB, _ := s.ListRoles(ctx, tb.ID)
-			if err := s.SetMemberRole(ctx, ta.ID, ua.ID, rolesB[0].ID); !errors.Is(err, store.ErrNotFound) {
+			if err := s.SetMemberRole(ctx, ta.ID, ua.ID, rolesB[0].ID, perm.All); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("foreign role assigned: %v", err)
 			}
 			if _, err := s.GetRole(ctx, ta.ID, rolesB[0].ID); !errors.Is(err, store.ErrNotFound) {
@@ -116,10 +117,10 @@ func TestStore(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := s.AcceptInvitation(ctx, "inv-hash", time.Now().Add(2*time.Hour), store.User{}); !errors.Is(err, store.ErrInvalidToken) {
+			if _, _, err := s.AcceptInvitation(ctx, "inv-hash", time.Now().Add(2*time.Hour), store.User{PasswordHash: "h"}, ""); !errors.Is(err, store.ErrInvalidToken) {
 				t.Fatalf("expired invitation accepted: %v", err)
 			}
-			if _, got, err := s.AcceptInvitation(ctx, "inv-hash", time.Now(), store.User{Name: "C"}); err != nil || got.ID != inv.ID {
+			if _, got, err := s.AcceptInvitation(ctx, "inv-hash", time.Now(), store.User{Name: "C", PasswordHash: "h"}, ""); err != nil || got.ID != inv.ID {
 				t.Fatalf("accept: %v", err)
 			}
 
@@ -223,12 +224,12 @@ func TestAuditedChangesCommitWithTheirEvent(t *testing.T) {
 			if err := s.DeleteDeployment(inTenant("deployment.delete", "missing"), ten.ID, "missing"); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("delete missing: %v", err)
 			}
-			if err := s.RemoveMember(inTenant("user.remove", "nobody"), ten.ID, "nobody"); !errors.Is(err, store.ErrNotFound) {
+			if err := s.RemoveMember(inTenant("user.remove", "nobody"), ten.ID, "nobody", perm.All); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("remove unknown member: %v", err)
 			}
 			roles, _ := s.ListRoles(ctx, ten.ID)
-			if err := s.DeleteRole(inTenant("role.delete", roles[0].ID), ten.ID, roles[0].ID); !errors.Is(err, store.ErrInUse) {
-				t.Fatalf("delete the admin role in use: %v", err)
+			if err := s.DeleteRole(inTenant("role.delete", roles[0].ID), ten.ID, roles[0].ID, perm.All); !errors.Is(err, store.ErrBuiltin) {
+				t.Fatalf("delete the built-in admin role: %v", err)
 			}
 			// Reads ignore the event.
 			if _, err := s.GetDeployment(inTenant("deployment.get", d.ID), ten.ID, d.ID); err != nil {

@@ -14,6 +14,7 @@ import * as members from "./pages/members.js";
 const publicRoutes = [
   ["/login", authPages.login, "Sign in"],
   ["/signup", authPages.signup, "Sign up"],
+  ["/signup/confirm", authPages.confirmSignup, "Finish signing up"],
   ["/auth/complete", authPages.complete, "Signing in"],
 ];
 

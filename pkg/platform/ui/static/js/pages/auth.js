@@ -86,23 +86,51 @@ export function signup(ctx) {
     submitting(form, async (fd) => {
       session.tenant = null;
       const res = await post("/api/v1/auth/signup", Object.fromEntries(["name", "email", "password", "tenant_name"].map((k) => [k, fd.get(k)])));
-      ctx.signedIn(res, "/deployments");
+      if (res?.token) { ctx.signedIn(res, "/deployments"); return; }
+      // With mail configured the address is confirmed first (202).
+      form.replaceChildren(h("p", { class: "notice", role: "status", id: "signup-sent" },
+        "Check your e-mail: the link in it finishes creating your account."));
     });
   });
   ctx.main.replaceChildren(authCard("Create your account", form,
     h("p", { class: "alt" }, "Already have an account? ", h("a", { href: "/login", "data-link": true }, "Sign in"))));
 }
 
-// complete receives the JWT of an OIDC sign-in in the URL fragment (never
-// sent to a server or logged) and removes it from the address bar at once.
+// confirmSignup finishes a sign-up from its e-mailed link. The token is
+// spent only by the button's POST, never by opening the page (link
+// scanners only GET), and removed from the address bar at once.
+export function confirmSignup(ctx) {
+  const token = ctx.query.get("token") || "";
+  history.replaceState(null, "", "/signup/confirm");
+  const form = h("form", null, errorBox("signup-confirm-error"), h("button", { type: "submit", class: "btn primary" }, "Finish signing up"));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    submitting(form, async () => {
+      session.tenant = null;
+      ctx.signedIn(await post("/api/v1/auth/signup/confirm", { token }), "/deployments");
+    });
+  });
+  ctx.main.replaceChildren(authCard("Finish signing up", token ? form : h("p", { class: "error", role: "alert" }, "This link is incomplete. Open the link from your e-mail again.")));
+}
+
+// complete receives a one-time code of an OIDC sign-in in the URL fragment
+// (never sent to a server or logged), removes it from the address bar at
+// once and exchanges it for a session. The exchange only works in the
+// browser that started the sign-in (a cookie the platform set then), so a
+// link with someone else's code cannot sign this browser in.
 export function complete(ctx) {
   const f = new URLSearchParams(location.hash.slice(1));
   history.replaceState(null, "", "/auth/complete");
-  const token = f.get("token");
-  if (!token) {
-    ctx.main.replaceChildren(authCard("Sign-in failed", h("p", { class: "error", role: "alert" }, "The identity provider did not complete the sign-in."),
-      h("a", { href: "/login", "data-link": true }, "Try again")));
+  const failed = (msg) => ctx.main.replaceChildren(authCard("Sign-in failed", h("p", { class: "error", role: "alert" }, msg),
+    h("a", { href: "/login", "data-link": true }, "Try again")));
+  if (f.get("linked")) {
+    ctx.main.replaceChildren(authCard("Identity linked", h("p", { role: "status" }, `You can now sign in with ${f.get("linked")}.`),
+      h("a", { href: "/deployments", "data-link": true }, "Back to Exo")));
     return;
   }
-  ctx.signedIn({ token, expires_at: f.get("expires_at"), tenant_id: f.get("tenant_id") }, "/deployments");
+  const code = f.get("code");
+  if (!code) { failed("The identity provider did not complete the sign-in."); return; }
+  post("/api/v1/auth/oidc/complete", { code })
+    .then((res) => { session.clear(); ctx.signedIn(res, "/deployments"); })
+    .catch((err) => failed(err.message));
 }
