@@ -42,6 +42,9 @@ type Options struct {
 	// WebhookConfigurations are the ValidatingWebhookConfigurations whose webhooks
 	// get the trust bundle.
 	WebhookConfigurations []string
+	// MutatingWebhookConfigurations are the MutatingWebhookConfigurations whose
+	// webhooks get the trust bundle.
+	MutatingWebhookConfigurations []string
 	// APIServices get the trust bundle in spec.caBundle.
 	APIServices []string
 	// Lifetimes; see Policy.
@@ -67,6 +70,9 @@ func (o *Options) setDefaults() {
 	def(&o.ClusterDomain, DefaultClusterDomain)
 	if o.WebhookConfigurations == nil {
 		o.WebhookConfigurations = []string{DefaultWebhookConfiguration}
+	}
+	if o.MutatingWebhookConfigurations == nil {
+		o.MutatingWebhookConfigurations = []string{DefaultWebhookConfiguration}
 	}
 	if o.APIServices == nil {
 		o.APIServices = []string{DefaultAPIService}
@@ -118,6 +124,10 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	})
 	fs.Func("cert-webhook-configurations", "Comma-separated ValidatingWebhookConfigurations to inject the CA bundle into (default "+strings.Join(o.WebhookConfigurations, ",")+").", func(s string) error {
 		o.WebhookConfigurations = splitList(s)
+		return nil
+	})
+	fs.Func("cert-mutating-webhook-configurations", "Comma-separated MutatingWebhookConfigurations to inject the CA bundle into (default "+strings.Join(o.MutatingWebhookConfigurations, ",")+").", func(s string) error {
+		o.MutatingWebhookConfigurations = splitList(s)
 		return nil
 	})
 	fs.Func("cert-api-services", "Comma-separated APIServices to inject the CA bundle into (default "+strings.Join(o.APIServices, ",")+").", func(s string) error {

@@ -42,6 +42,7 @@ const requestTimeout = 30 * time.Second
 type Rotator struct {
 	namespace, secretName string
 	webhookConfigs        []string
+	mutatingConfigs       []string
 	apiServices           []string
 	policy                Policy
 	resync                time.Duration
@@ -64,16 +65,17 @@ func NewRotator(kube kubernetes.Interface, aggregator aggregatorclient.Interface
 		return nil, fmt.Errorf("invalid certificate policy: %w", err)
 	}
 	return &Rotator{
-		namespace:      opts.Namespace,
-		secretName:     opts.SecretName,
-		webhookConfigs: opts.WebhookConfigurations,
-		apiServices:    opts.APIServices,
-		policy:         policy,
-		resync:         opts.ResyncPeriod,
-		kube:           kube,
-		aggregator:     aggregator,
-		now:            time.Now,
-		log:            klog.Background().WithName("cert-rotator"),
+		namespace:       opts.Namespace,
+		secretName:      opts.SecretName,
+		webhookConfigs:  opts.WebhookConfigurations,
+		mutatingConfigs: opts.MutatingWebhookConfigurations,
+		apiServices:     opts.APIServices,
+		policy:          policy,
+		resync:          opts.ResyncPeriod,
+		kube:            kube,
+		aggregator:      aggregator,
+		now:             time.Now,
+		log:             klog.Background().WithName("cert-rotator"),
 	}, nil
 }
 
@@ -112,6 +114,12 @@ func (r *Rotator) Start(ctx context.Context) error {
 			return fmt.Errorf("watching ValidatingWebhookConfigurations: %w", err)
 		}
 	}
+	if len(r.mutatingConfigs) > 0 {
+		inf := cluster.Admissionregistration().V1().MutatingWebhookConfigurations().Informer()
+		if _, err := inf.AddEventHandler(r.filtered(r.mutatingConfigs, trigger)); err != nil {
+			return fmt.Errorf("watching MutatingWebhookConfigurations: %w", err)
+		}
+	}
 	if len(r.apiServices) > 0 {
 		inf := aggregated.Apiregistration().V1().APIServices().Informer()
 		if _, err := inf.AddEventHandler(r.filtered(r.apiServices, trigger)); err != nil {
@@ -126,7 +134,7 @@ func (r *Rotator) Start(ctx context.Context) error {
 	defer aggregated.Shutdown()
 
 	r.log.Info("Starting certificate rotator", "secret", r.namespace+"/"+r.secretName,
-		"webhookConfigurations", r.webhookConfigs, "apiServices", r.apiServices)
+		"webhookConfigurations", r.webhookConfigs, "mutatingWebhookConfigurations", r.mutatingConfigs, "apiServices", r.apiServices)
 	r.queue.Add(syncKey)
 	go func() {
 		<-ctx.Done()
@@ -279,6 +287,11 @@ func (r *Rotator) inject(ctx context.Context, bundle []byte) error {
 			return err
 		}
 	}
+	for _, name := range r.mutatingConfigs {
+		if err := r.injectMutatingWebhookConfiguration(ctx, name, bundle); err != nil {
+			return err
+		}
+	}
 	for _, name := range r.apiServices {
 		if err := r.injectAPIService(ctx, name, bundle); err != nil {
 			return err
@@ -313,6 +326,35 @@ func (r *Rotator) injectWebhookConfiguration(ctx context.Context, name string, b
 	}
 	certificateWrites.WithLabelValues("webhookconfiguration").Inc()
 	r.log.Info("Injected caBundle", "validatingWebhookConfiguration", name, "certificates", len(parseCerts(bundle)))
+	return nil
+}
+
+func (r *Rotator) injectMutatingWebhookConfiguration(ctx context.Context, name string, bundle []byte) error {
+	client := r.kube.AdmissionregistrationV1().MutatingWebhookConfigurations()
+	mwc, err := client.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		r.log.V(1).Info("MutatingWebhookConfiguration not found; not injecting", "name", name)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading MutatingWebhookConfiguration %s: %w", name, err)
+	}
+	updated := mwc.DeepCopy()
+	changed := false
+	for i := range updated.Webhooks {
+		if !bytes.Equal(updated.Webhooks[i].ClientConfig.CABundle, bundle) {
+			updated.Webhooks[i].ClientConfig.CABundle = bundle
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	if _, err := client.Update(ctx, updated, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
+		return fmt.Errorf("injecting caBundle into MutatingWebhookConfiguration %s: %w", name, err)
+	}
+	certificateWrites.WithLabelValues("webhookconfiguration").Inc()
+	r.log.Info("Injected caBundle", "mutatingWebhookConfiguration", name, "certificates", len(parseCerts(bundle)))
 	return nil
 }
 

@@ -18,7 +18,7 @@ var admissionDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 	Namespace: "agentkube",
 	Subsystem: "webhook",
 	Name:      "admission_duration_seconds",
-	Help:      "Time to decide an admission request, by webhook (pods-exec, tools), operation and whether it was allowed.",
+	Help:      "Time to decide an admission request, by webhook (pods-exec, pods-managed, tools, agentruns-requester), operation and whether it was allowed.",
 	// Decisions take a lookup or two against kube-apiserver: sub-millisecond to a few
 	// milliseconds, with kube-apiserver's timeoutSeconds as the far end.
 	Buckets: []float64{0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 10},

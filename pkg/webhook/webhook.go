@@ -1,14 +1,19 @@
-// Package webhook is agentkube-manager's validating admission webhook. It serves two
-// rules over TLS on :9443, both behind the ValidatingWebhookConfiguration
-// agentkube-manager (artifacts/manager/webhook.yaml):
+// Package webhook is agentkube-manager's admission webhook. It serves four rules over
+// TLS on :9443, behind the ValidatingWebhookConfiguration and the
+// MutatingWebhookConfiguration agentkube-manager (artifacts/manager/webhook.yaml):
 //
 //   - PathPodExec gates pods/exec, pods/attach and pods/ephemeralcontainers on the pods
 //     the manager runs (agent and bastion pods): only the manager's ServiceAccount and
 //     the break-glass groups get a shell that way; everyone else is sent to the audited
 //     agents/attach subresource. Failure policy Ignore.
+//   - PathPodGuard refuses updates that would take a managed pod out of the exec gate's
+//     reach (its labels and agentkube.io owner references) or change what it runs (its
+//     spec), unless the manager makes them. Failure policy Fail.
 //   - PathTools validates Tool creates and spec updates: per-type required
 //     configuration, the credentials Secret and key, and the permission vocabulary.
 //     Failure policy Fail.
+//   - PathAgentRunRequester (mutating) sets AgentRun.spec.requester from the
+//     authenticated caller and refuses a forged one. Failure policy Fail.
 //
 // docs/webhook.md explains the choices, failure policies included.
 package webhook
@@ -18,6 +23,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 
 	"k8s.io/client-go/kubernetes"
@@ -26,10 +32,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
-// Paths of the admission endpoints, referenced by the ValidatingWebhookConfiguration.
+// Paths of the admission endpoints, referenced by the webhook configurations.
 const (
-	PathPodExec = "/validate-pods-exec"
-	PathTools   = "/validate-tools"
+	PathPodExec           = "/validate-pods-exec"
+	PathPodGuard          = "/validate-pods-managed"
+	PathTools             = "/validate-tools"
+	PathAgentRunRequester = "/mutate-agentruns-requester"
 )
 
 // Labels that mark the pods the manager runs. The Agent and Tool controllers set them;
@@ -67,6 +75,9 @@ type Options struct {
 	// BreakGlassGroups may exec into agent and bastion pods, for emergencies. Bind
 	// the group only through an audited, time-limited process.
 	BreakGlassGroups []string
+	// GarbageCollectorUsers may remove agentkube.io owner references from managed
+	// pods (orphaning deletes); DefaultGarbageCollectorUsers when nil.
+	GarbageCollectorUsers []string
 }
 
 func (o *Options) setDefaults() {
@@ -79,6 +90,19 @@ func (o *Options) setDefaults() {
 	if o.BreakGlassGroups == nil {
 		o.BreakGlassGroups = []string{DefaultBreakGlassGroup}
 	}
+	if o.GarbageCollectorUsers == nil {
+		o.GarbageCollectorUsers = slices.Clone(DefaultGarbageCollectorUsers)
+	}
+}
+
+func splitList(s string) []string {
+	out := []string{}
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // AddFlags binds the Options to command-line flags (prefix --webhook-).
@@ -86,19 +110,18 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	o.setDefaults()
 	fs.StringVar(&o.Host, "webhook-host", o.Host, "Address the admission webhook listens on (all interfaces when empty).")
 	fs.IntVar(&o.Port, "webhook-port", o.Port, "Port of the admission webhook.")
-	fs.StringVar(&o.ManagerServiceAccount, "webhook-manager-user", o.ManagerServiceAccount, "Username of the manager's ServiceAccount, allowed to exec into agent and bastion pods.")
+	fs.StringVar(&o.ManagerServiceAccount, "webhook-manager-user", o.ManagerServiceAccount, "Username of the manager's ServiceAccount: allowed to exec into agent and bastion pods, to change their labels, owner references and spec, and to set any AgentRun requester. Keep it equal to the username in the matchConditions of artifacts/manager/webhook.yaml.")
 	fs.Func("webhook-break-glass-groups", "Comma-separated groups allowed to exec into agent and bastion pods (default "+strings.Join(o.BreakGlassGroups, ",")+"; empty for none).", func(s string) error {
-		o.BreakGlassGroups = []string{}
-		for _, g := range strings.Split(s, ",") {
-			if g = strings.TrimSpace(g); g != "" {
-				o.BreakGlassGroups = append(o.BreakGlassGroups, g)
-			}
-		}
+		o.BreakGlassGroups = splitList(s)
+		return nil
+	})
+	fs.Func("webhook-garbage-collector-users", "Comma-separated users allowed to remove agentkube.io owner references from agent and bastion pods (default "+strings.Join(o.GarbageCollectorUsers, ",")+"; empty for none).", func(s string) error {
+		o.GarbageCollectorUsers = splitList(s)
 		return nil
 	})
 }
 
-// AddToManager adds the webhook server, with both rules registered, to mgr, and a
+// AddToManager adds the webhook server, with every rule registered, to mgr, and a
 // readyz check that passes once it accepts TLS connections. It makes its own server
 // rather than using mgr.GetWebhookServer(), whose TLS material would come from files.
 // Requests are served on every replica.
@@ -132,7 +155,14 @@ func AddToManager(mgr manager.Manager, opts Options) (ctrlwebhook.Server, error)
 		ManagerServiceAccount: opts.ManagerServiceAccount,
 		BreakGlassGroups:      opts.BreakGlassGroups,
 	})})
+	server.Register(PathPodGuard, &admission.Webhook{Handler: instrument("pods-managed", &PodGuard{
+		ManagerServiceAccount: opts.ManagerServiceAccount,
+		GarbageCollectorUsers: opts.GarbageCollectorUsers,
+	})})
 	server.Register(PathTools, &admission.Webhook{Handler: instrument("tools", &ToolValidator{Reader: reader, SecretKeys: secretKeys})})
+	server.Register(PathAgentRunRequester, &admission.Webhook{Handler: instrument("agentruns-requester", &RequesterDefaulter{
+		ManagerServiceAccount: opts.ManagerServiceAccount,
+	})})
 	if err := mgr.Add(server); err != nil {
 		return nil, fmt.Errorf("adding webhook server: %w", err)
 	}

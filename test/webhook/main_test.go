@@ -13,22 +13,18 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/yaml"
 
 	"github.com/exo-in-go/exo/pkg/certs"
 	"github.com/exo-in-go/exo/pkg/webhook"
@@ -162,7 +158,7 @@ func startManager(ctx context.Context) (stop func(), err error) {
 		stop()
 		return nil, err
 	}
-	if err := waitForWebhookConfigurationInjected(ctx); err != nil {
+	if err := cluster.WaitForManagerWebhooksInjected(ctx, time.Minute); err != nil {
 		stop()
 		return nil, err
 	}
@@ -194,16 +190,8 @@ func installManifests(ctx context.Context) error {
 		return fmt.Errorf("creating the empty Secret: %w", err)
 	}
 
-	vwc, err := shippedWebhookConfiguration()
-	if err != nil {
+	if err := cluster.InstallManagerWebhooks(ctx, webhookPort); err != nil {
 		return err
-	}
-	port := int32(webhookPort)
-	for i := range vwc.Webhooks {
-		vwc.Webhooks[i].ClientConfig.Service.Port = &port
-	}
-	if _, err := cluster.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, vwc, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("creating ValidatingWebhookConfiguration: %w", err)
 	}
 
 	apiPort32 := int32(apiPort)
@@ -221,36 +209,6 @@ func installManifests(ctx context.Context) error {
 		return fmt.Errorf("creating APIService: %w", err)
 	}
 	return nil
-}
-
-// shippedWebhookConfiguration reads artifacts/manager/webhook.yaml, so the tests run
-// the configuration that ships.
-func shippedWebhookConfiguration() (*admissionregistrationv1.ValidatingWebhookConfiguration, error) {
-	path := filepath.Join(framework.RepoRoot(), "artifacts", "manager", "webhook.yaml")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-	if err := yaml.UnmarshalStrict(data, vwc); err != nil {
-		return nil, fmt.Errorf("parsing %s: %w", path, err)
-	}
-	return vwc, nil
-}
-
-func waitForWebhookConfigurationInjected(ctx context.Context) error {
-	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		vwc, err := cluster.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, vwcName, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, w := range vwc.Webhooks {
-			if len(w.ClientConfig.CABundle) == 0 {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
 }
 
 // newAggregatedServer is a minimal aggregated API server for subresources.agentkube.io

@@ -13,66 +13,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
 	"github.com/exo-in-go/exo/pkg/platform/api"
 	"github.com/exo-in-go/exo/pkg/platform/config"
 	"github.com/exo-in-go/exo/pkg/platform/platformtest"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 )
 
-// ---- a real SMTP server (go-smtp) that hands received messages to the test ----
+// ---- a real SMTP server that hands received messages to the test ----
 
-type received struct {
-	From string
-	To   []string
-	Data string
-}
+type received = platformtest.Mail
 
-type smtpBackend struct{ ch chan received }
+func startSMTP(t *testing.T) (addr string, inbox <-chan received) { return platformtest.StartSMTP(t) }
 
-func (b *smtpBackend) NewSession(*smtp.Conn) (smtp.Session, error) { return &smtpSession{b: b}, nil }
-
-type smtpSession struct {
-	b   *smtpBackend
-	msg received
-}
-
-func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error { s.msg.From = from; return nil }
-func (s *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	s.msg.To = append(s.msg.To, to)
-	return nil
-}
-func (s *smtpSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.msg.Data = string(b)
-	s.b.ch <- s.msg
-	return nil
-}
-func (s *smtpSession) Reset()        { s.msg = received{} }
-func (s *smtpSession) Logout() error { return nil }
-
-func startSMTP(t *testing.T) (addr string, inbox chan received) {
-	t.Helper()
-	be := &smtpBackend{ch: make(chan received, 16)}
-	srv := smtp.NewServer(be)
-	srv.Domain = "mail.test"
-	srv.AllowInsecureAuth = true
-	srv.ReadTimeout = 10 * time.Second
-	srv.WriteTimeout = 10 * time.Second
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln) //nolint:errcheck // ends with Close
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String(), be.ch
-}
-
-func waitMail(t *testing.T, inbox chan received) received {
+func waitMail(t *testing.T, inbox <-chan received) received {
 	t.Helper()
 	select {
 	case m := <-inbox:
@@ -91,7 +44,7 @@ type env struct {
 	api    *api.Server
 	store  store.Store
 	cfg    *config.Config
-	inbox  chan received
+	inbox  <-chan received
 	client *http.Client
 }
 
