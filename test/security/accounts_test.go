@@ -21,7 +21,7 @@ func TestItem03_UsersWriteCannotEscalate(t *testing.T) {
 		for name, r := range map[string]resp{
 			"make itself admin":           a.call("PATCH", "/api/v1/users/"+helpdesk.UserID, helpdesk.Token, map[string]string{"role_id": adminRole}),
 			"make another member admin":   a.call("PATCH", "/api/v1/users/"+member.UserID, helpdesk.Token, map[string]string{"role_id": adminRole}),
-			"demote the admin":            a.call("PATCH", "/api/v1/users/"+admin.UserID, helpdesk.Token, map[string]string{"role_id": a.role(admin, "no-access")}),
+			"demote the admin":            a.call("PATCH", "/api/v1/users/"+admin.UserID, helpdesk.Token, map[string]string{"role_id": a.role(admin, "member")}),
 			"remove the admin":            a.call("DELETE", "/api/v1/users/"+admin.UserID, helpdesk.Token, nil),
 			"give a member a role it has": a.call("PATCH", "/api/v1/users/"+member.UserID, helpdesk.Token, map[string]string{"role_id": a.role(admin, "helpdesk")}),
 		} {
@@ -38,8 +38,9 @@ func TestItem03_UsersWriteCannotEscalate(t *testing.T) {
 		// What helpdesk may do: move a member (whose role it fully holds…)
 		// not into roles beyond its own. Member holds permissions helpdesk
 		// lacks, so even that is refused; a no-access member it may manage.
-		noAccess := a.join(admin, "new@corp.example", a.role(admin, "no-access"))
-		a.expect(a.call("DELETE", "/api/v1/users/"+noAccess.UserID, helpdesk.Token, nil), http.StatusNoContent)
+		a.expect(a.call("POST", "/api/v1/roles", admin.Token, map[string]any{"name": "readers", "permissions": []string{"users:read"}}), http.StatusCreated)
+		reader := a.join(admin, "new@corp.example", a.role(admin, "readers"))
+		a.expect(a.call("DELETE", "/api/v1/users/"+reader.UserID, helpdesk.Token, nil), http.StatusNoContent)
 
 		// The last member with every permission: a second full member takes
 		// over, demotes the first, then cannot strip its own role bare.

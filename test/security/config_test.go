@@ -46,12 +46,14 @@ func TestItem08_OIDCCannotReachInternalAddresses(t *testing.T) {
 			}
 		}
 		for _, issuer := range []string{
-			idp.issuer(),                  // loopback by address
-			"https://localhost:" + port,   // loopback by name (resolved, then refused)
-			"https://169.254.169.254",     // cloud metadata: refused before any packet is sent
+			idp.issuer(),                // loopback by address
+			"https://localhost:" + port, // loopback by name (resolved, then refused)
+			"https://169.254.169.254",   // cloud metadata: refused before any packet is sent
 			"https://[::ffff:127.0.0.1]:" + port,
 		} {
-			var created struct{ LoginURL string `json:"login_url"` }
+			var created struct {
+				LoginURL string `json:"login_url"`
+			}
 			a.expect(a.call("POST", "/api/v1/idp", admin.Token, with(issuer)), http.StatusCreated).json(t, &created)
 			before := idp.requests.Load()
 			res, frag := newBrowser(t, idp).startSSO(created.LoginURL)

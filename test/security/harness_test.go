@@ -170,11 +170,18 @@ type session struct {
 // form, then the link in the e-mail.
 func (a *app) signup(email, tenant string) session {
 	a.t.Helper()
-	a.expect(a.call("POST", "/api/v1/auth/signup", "", map[string]string{
+	r := a.call("POST", "/api/v1/auth/signup", "", map[string]string{
 		"email": email, "password": password, "name": "User " + email, "tenant_name": tenant,
-	}), http.StatusAccepted)
-	tok := a.mail.token(a.t, email, "/signup/confirm")
+	})
 	var s session
+	if r.Status == http.StatusCreated {
+		// A server that signs up at once (dev mode without mail, or a build
+		// from before confirmation): the attacks still apply to it.
+		r.json(a.t, &s)
+		return a.whoami(s)
+	}
+	a.expect(r, http.StatusAccepted)
+	tok := a.mail.token(a.t, email, "/signup/confirm")
 	a.expect(a.call("POST", "/api/v1/auth/signup/confirm", "", map[string]string{"token": tok}), http.StatusCreated).json(a.t, &s)
 	return a.whoami(s)
 }

@@ -16,7 +16,7 @@ func TestItem01_ForeignIdPCannotTakeOverAccount(t *testing.T) {
 		a := startApp(t, backend, idp.idpEnv()...)
 		victim := a.signup("victim@corp.example", "Victim Co")
 		attacker := a.signup("mallory@evil.example", "Evil Co")
-		_, loginURL := a.registerIdP(attacker, idp, map[string]any{"default_role_id": a.role(attacker, "admin")})
+		_, loginURL := a.registerIdP(attacker, idp, nil)
 
 		idp.next(map[string]any{"sub": "mallory-1", "email": "victim@corp.example", "email_verified": true})
 		got := newBrowser(t, idp).ssoSignIn(a, loginURL)
@@ -28,7 +28,11 @@ func TestItem01_ForeignIdPCannotTakeOverAccount(t *testing.T) {
 		if r := a.call("GET", "/api/v1/tenant", got.Token, nil, "X-Tenant-ID", victim.TenantID); r.Status != http.StatusForbidden {
 			t.Fatalf("X-Tenant-ID of the victim's tenant: %d %s", r.Status, r.Body)
 		}
-		var tenants struct{ Items []struct{ TenantID string `json:"tenant_id"` } }
+		var tenants struct {
+			Items []struct {
+				TenantID string `json:"tenant_id"`
+			}
+		}
 		a.expect(a.call("GET", "/api/v1/tenants", got.Token, nil), http.StatusOK).json(t, &tenants)
 		if len(tenants.Items) != 1 || tenants.Items[0].TenantID != attacker.TenantID {
 			t.Fatalf("tenants of the SSO account: %+v", tenants.Items)
@@ -61,7 +65,11 @@ func TestItem01_ForeignIdPCannotTakeOverAccount(t *testing.T) {
 		if linked.UserID != attacker.UserID {
 			t.Fatalf("linked identity signs in %s, want the account that linked it (%s)", linked.UserID, attacker.UserID)
 		}
-		var all struct{ Items []struct{ TenantID string `json:"tenant_id"` } }
+		var all struct {
+			Items []struct {
+				TenantID string `json:"tenant_id"`
+			}
+		}
 		a.expect(a.call("GET", "/api/v1/tenants", attacker.Token, nil), http.StatusOK).json(t, &all)
 		for _, ten := range all.Items {
 			if ten.TenantID != attacker.TenantID {
