@@ -39,7 +39,8 @@ bench: kube-binaries ## Run the benchmarks of the issues' figures and print them
 	$(GO) test ./test/shell -run '^$$' -bench KeystrokeEcho -benchtime 200x
 	$(GO) test ./test/shell -run '^$$' -bench BulkOutput -benchtime 20x
 
-verify: ## Check generated code, chart copies, formatting, vet and staticcheck
+verify: ## Check file sizes, generated code, chart copies, formatting, vet and staticcheck
+	hack/verify-file-sizes.sh
 	hack/verify-codegen.sh
 	hack/update-manifests.sh --verify
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
