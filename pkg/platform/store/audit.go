@@ -164,3 +164,38 @@ func (s *sqlStore) insertAudited(ctx context.Context, createdID, query string, a
 		return s.recordAudit(ctx, q, target(createdID))
 	})
 }
+
+func (s *sqlStore) AppendAudit(ctx context.Context, e AuditEvent) error {
+	return s.insertAudit(ctx, s.db, e)
+}
+
+func (s *sqlStore) ListAudit(ctx context.Context, tenantID string, p Page) ([]AuditEvent, error) {
+	if p.Limit <= 0 || p.Limit > 500 {
+		p.Limit = 50
+	}
+	q := `SELECT id, tenant_id, actor_id, actor_email, action, target_type, target_id, detail, remote_addr, created_at
+		FROM audit_events WHERE tenant_id = ?`
+	args := []any{tenantID}
+	if p.Before != "" {
+		q += ` AND id < ?`
+		args = append(args, p.Before)
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, p.Limit)
+	rows, err := s.db.QueryContext(ctx, s.rebind(q), args...)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	out := []AuditEvent{}
+	for rows.Next() {
+		var e AuditEvent
+		var c int64
+		if err := rows.Scan(&e.ID, &e.TenantID, &e.ActorID, &e.ActorEmail, &e.Action, &e.TargetType, &e.TargetID, &e.Detail, &e.RemoteAddr, &c); err != nil {
+			return nil, err
+		}
+		e.CreatedAt = fromMS(c)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

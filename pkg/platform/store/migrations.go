@@ -122,7 +122,35 @@ var migrations = []migration{
 			code_verifier TEXT NOT NULL,
 			expires_at BIGINT NOT NULL)`,
 	}},
-	// Version 2 is the shell's, in shell_sessions.go.
+	{version: 2, name: "shell sessions and tenant shell settings", stmts: []string{
+		// Rows carry no foreign key to deployments or users: like audit rows
+		// they must outlive what they describe. The tenant cascade removes a
+		// deleted tenant's history (its recording files are removed by the
+		// shell package's retention, not by the database).
+		`CREATE TABLE shell_sessions (
+			id TEXT PRIMARY KEY,
+			tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+			user_id TEXT NOT NULL,
+			user_email TEXT NOT NULL,
+			deployment_id TEXT NOT NULL,
+			namespace TEXT NOT NULL,
+			agent TEXT NOT NULL,
+			pod TEXT NOT NULL DEFAULT '',
+			container TEXT NOT NULL DEFAULT '',
+			remote_addr TEXT NOT NULL DEFAULT '',
+			input_recorded INTEGER NOT NULL DEFAULT 0,
+			recording TEXT NOT NULL,
+			recording_bytes BIGINT NOT NULL DEFAULT 0,
+			started_at BIGINT NOT NULL,
+			ended_at BIGINT,
+			exit_code INTEGER,
+			end_reason TEXT NOT NULL DEFAULT '')`,
+		`CREATE INDEX shell_sessions_tenant_idx ON shell_sessions (tenant_id, id)`,
+		`CREATE TABLE tenant_shell_settings (
+			tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+			record_input INTEGER NOT NULL DEFAULT 0,
+			updated_at BIGINT NOT NULL)`,
+	}},
 	{version: 3, name: "identities keyed by provider and subject, token generations, pending sign-ups", sqlite: []string{
 		// An account a tenant's identity provider created is not a password
 		// account: its e-mail is whatever that provider asserted, so it must

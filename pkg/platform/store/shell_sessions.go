@@ -1,61 +1,13 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
-	"fmt"
-	"slices"
 	"time"
 )
 
 // Browser shell sessions (pkg/platform/shell) and the tenant's shell
-// settings. Kept in a file of their own, with their migration, so the shell
-// feature is one self-contained addition to the store.
-
-// shellMigrationVersion follows the numbering of migrations.go.
-const shellMigrationVersion = 2
-
-func init() {
-	for _, m := range migrations {
-		if m.version == shellMigrationVersion {
-			// Two migrations with one version would silently skip one of them
-			// on every database that applied the other: fail at start instead.
-			panic(fmt.Sprintf("store: migration version %d is used twice (%q and shell sessions)", m.version, m.name))
-		}
-	}
-	migrations = append(migrations, migration{version: shellMigrationVersion, name: "shell sessions and tenant shell settings", stmts: []string{
-		// Rows carry no foreign key to deployments or users: like audit rows
-		// they must outlive what they describe. The tenant cascade removes a
-		// deleted tenant's history (its recording files are removed by the
-		// shell package's retention, not by the database).
-		`CREATE TABLE shell_sessions (
-			id TEXT PRIMARY KEY,
-			tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-			user_id TEXT NOT NULL,
-			user_email TEXT NOT NULL,
-			deployment_id TEXT NOT NULL,
-			namespace TEXT NOT NULL,
-			agent TEXT NOT NULL,
-			pod TEXT NOT NULL DEFAULT '',
-			container TEXT NOT NULL DEFAULT '',
-			remote_addr TEXT NOT NULL DEFAULT '',
-			input_recorded INTEGER NOT NULL DEFAULT 0,
-			recording TEXT NOT NULL,
-			recording_bytes BIGINT NOT NULL DEFAULT 0,
-			started_at BIGINT NOT NULL,
-			ended_at BIGINT,
-			exit_code INTEGER,
-			end_reason TEXT NOT NULL DEFAULT '')`,
-		`CREATE INDEX shell_sessions_tenant_idx ON shell_sessions (tenant_id, id)`,
-		`CREATE TABLE tenant_shell_settings (
-			tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
-			record_input INTEGER NOT NULL DEFAULT 0,
-			updated_at BIGINT NOT NULL)`,
-	}})
-	// Applied in version order, whichever file declares them.
-	slices.SortFunc(migrations, func(a, b migration) int { return cmp.Compare(a.version, b.version) })
-}
+// settings (their tables: migration 2).
 
 // ShellSession is one browser shell: who opened it on which agent, when,
 // how it ended, and where its asciicast recording is.
