@@ -5,6 +5,9 @@ package browser
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -41,9 +44,21 @@ func ChromiumPath(t testing.TB) string {
 	return ""
 }
 
+// Option changes how Start runs Chromium.
+type Option func(*[]chromedp.ExecAllocatorOption)
+
+// TrustCertificate makes Chromium accept TLS servers presenting cert (a
+// test's own HTTPS server), and no other certificate it would refuse.
+func TrustCertificate(cert *x509.Certificate) Option {
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return func(opts *[]chromedp.ExecAllocatorOption) {
+		*opts = append(*opts, chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(sum[:])))
+	}
+}
+
 // Start runs Chromium until the test ends. Screenshots go to
 // $EXO_UI_SCREENSHOTS, or a temporary directory printed in the log.
-func Start(t testing.TB) *Browser {
+func Start(t testing.TB, options ...Option) *Browser {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(ChromiumPath(t)),
@@ -58,6 +73,9 @@ func Start(t testing.TB) *Browser {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 800),
+	}
+	for _, o := range options {
+		o(&opts)
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)

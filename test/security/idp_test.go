@@ -181,17 +181,17 @@ func (a *app) registerIdP(s session, p *fakeIdP, extra map[string]any) (id, logi
 	return idp.ID, idp.LoginURL
 }
 
-// browser is a cookie jar that follows redirects like a browser, stopping
+// jarBrowser is a cookie jar that follows redirects like a browser, stopping
 // at the UI's /auth/complete page.
-type browser struct {
+type jarBrowser struct {
 	t      *testing.T
 	jar    *cookiejar.Jar
 	client *http.Client
 }
 
-func newBrowser(t *testing.T, p *fakeIdP) *browser {
+func newBrowser(t *testing.T, p *fakeIdP) *jarBrowser {
 	jar, _ := cookiejar.New(nil)
-	b := &browser{t: t, jar: jar}
+	b := &jarBrowser{t: t, jar: jar}
 	b.client = &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		if req.URL.Path == "/auth/complete" || len(via) > 10 {
 			return http.ErrUseLastResponse
@@ -208,7 +208,7 @@ func newBrowser(t *testing.T, p *fakeIdP) *browser {
 // startSSO opens loginURL and follows the provider's redirects; it returns
 // the final answer: a redirect to /auth/complete#… when the sign-in went
 // through, an error answer of exo-app otherwise.
-func (b *browser) startSSO(loginURL string) (*http.Response, url.Values) {
+func (b *jarBrowser) startSSO(loginURL string) (*http.Response, url.Values) {
 	b.t.Helper()
 	res, err := b.client.Get(loginURL)
 	if err != nil {
@@ -227,14 +227,14 @@ func (b *browser) startSSO(loginURL string) (*http.Response, url.Values) {
 }
 
 // complete exchanges a completion code in this browser.
-func (b *browser) complete(a *app, code string) resp {
+func (b *jarBrowser) complete(a *app, code string) resp {
 	b.t.Helper()
 	return do(b.t, b.client, "POST", a.url+"/api/v1/auth/oidc/complete", "", map[string]string{"code": code})
 }
 
 // ssoSignIn runs a whole sign-in as the provider's next identity and
 // returns the session.
-func (b *browser) ssoSignIn(a *app, loginURL string) session {
+func (b *jarBrowser) ssoSignIn(a *app, loginURL string) session {
 	b.t.Helper()
 	res, frag := b.startSSO(loginURL)
 	if frag == nil {
