@@ -81,7 +81,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if _, err := shell.Mount(srv, shell.Options{
+	shellOpts, err := shell.OptionsFromEnv(os.Getenv, shell.Options{
 		CastDir:   cfg.CastStorageDir,
 		Retention: cfg.CastRetention,
 		BaseURL:   cfg.BaseURL,
@@ -91,7 +91,11 @@ func run() error {
 			}
 			return nil, false
 		}),
-	}); err != nil {
+	})
+	if err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if _, err := shell.Mount(srv, shellOpts); err != nil {
 		return fmt.Errorf("shell: %w", err)
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))

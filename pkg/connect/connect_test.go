@@ -5,6 +5,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
 	"github.com/exo-in-go/exo/pkg/tunnel"
 )
 
@@ -69,5 +74,47 @@ func TestChunksStayUnderTheLimit(t *testing.T) {
 	}
 	if r := chunks(0, nil, limit); len(r) != 1 || r[0] != [2]int{0, 0} {
 		t.Fatalf("no objects: %v, want one empty (final) chunk", r)
+	}
+}
+
+// The operator sends only what the dashboard shows (tunnel.Trim): never a
+// literal env value, a run's input, args or output, or annotations.
+func TestEncodeSendsOnlyWhatTheDashboardShows(t *testing.T) {
+	agent := &agentkubev1alpha1.Agent{
+		ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "ns", ResourceVersion: "7",
+			Annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "secret-annotation"}},
+		Spec:   agentkubev1alpha1.AgentSpec{Runtime: agentkubev1alpha1.RuntimeCustom, Env: []corev1.EnvVar{{Name: "K", Value: "secret-env"}}},
+		Status: agentkubev1alpha1.AgentStatus{PodName: "a"},
+	}
+	run := &agentkubev1alpha1.AgentRun{
+		ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "ns"},
+		Spec: agentkubev1alpha1.AgentRunSpec{AgentRef: agentkubev1alpha1.LocalObjectReference{Name: "a"},
+			Input: "secret-input", Args: []string{"secret-arg"}, Trigger: agentkubev1alpha1.RunTriggerManual},
+		Status: agentkubev1alpha1.AgentRunStatus{OutputTail: "secret-output"},
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "ns"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "runtime", Env: []corev1.EnvVar{{Name: "K", Value: "secret-pod-env"}}}}},
+		Status:     corev1.PodStatus{Phase: corev1.PodRunning},
+	}
+	for _, c := range []struct {
+		kind string
+		obj  client.Object
+		want string
+	}{
+		{"Agent", agent, `"runtime":"Custom"`},
+		{"AgentRun", run, `"agentRef":{"name":"a"}`},
+		{"Pod", pod, `"phase":"Running"`},
+	} {
+		o, err := encode(c.kind, c.obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(o.Object), "secret") {
+			t.Fatalf("%s sent with a secret: %s", c.kind, o.Object)
+		}
+		if !strings.Contains(string(o.Object), c.want) || o.ResourceVersion != c.obj.GetResourceVersion() {
+			t.Fatalf("%s lost what the dashboard shows (%s): %s", c.kind, c.want, o.Object)
+		}
 	}
 }

@@ -243,6 +243,11 @@ func (c *Connector) handle(ctx context.Context, conn *tunnel.Conn, f tunnel.Fram
 			defer func() { <-sem }()
 			c.serveRequest(ctx, conn, f, out)
 		}()
+	case tunnel.TypeViewOverBudget:
+		var v tunnel.ViewOverBudget
+		_ = f.Unmarshal(&v)
+		c.log.Error(errors.New(v.Message), "the platform refused part of the cluster view: over the deployment's budget; the dashboard shows an incomplete view",
+			"budgetBytes", v.BudgetBytes, "viewBytes", v.ViewBytes, "refusedObjects", v.RefusedObjects)
 	case tunnel.TypeShellOpen, tunnel.TypeShellClose:
 		if c.opts.Shells != nil {
 			c.opts.Shells.Handle(ctx, conn, f)

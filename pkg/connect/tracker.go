@@ -229,13 +229,16 @@ func (t *tracker) change(ctx context.Context, key tunnel.ObjectKey) (tunnel.Chan
 	return tunnel.Change{Op: tunnel.OpUpsert, Object: o}, err
 }
 
-// encode renders an object for the wire without managedFields, which are
-// large and of no use to the dashboard. Cache objects are shared, so the
-// object is copied before it is changed.
+// encode renders an object for the wire, trimmed to what the dashboard
+// shows (tunnel.Trim): the platform shows the view to every member with
+// agents:read, so env values, run inputs, output, annotations and
+// managedFields never leave the cluster. Cache objects are shared and are
+// only read here.
 func encode(kindName string, obj client.Object) (tunnel.Object, error) {
-	c := obj.DeepCopyObject().(client.Object)
-	c.SetManagedFields(nil)
-	b, err := json.Marshal(c)
+	b, err := json.Marshal(obj)
+	if err == nil {
+		b, err = tunnel.Trim(kindName, b)
+	}
 	if err != nil {
 		return tunnel.Object{}, fmt.Errorf("encode %s %s/%s: %w", kindName, obj.GetNamespace(), obj.GetName(), err)
 	}

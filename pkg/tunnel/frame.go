@@ -34,6 +34,9 @@ const (
 	TypeWelcome     = "welcome"
 	TypeInvokeAgent = "invoke_agent"
 	TypeEnsurePod   = "ensure_pod"
+	// TypeViewOverBudget tells the operator that the platform refused part
+	// of its cluster view (ViewOverBudget); older operators ignore it.
+	TypeViewOverBudget = "view_over_budget"
 
 	// Streamed invoke output: invoke_agent may name a stream the platform
 	// has registered (InvokeAgent.OutputStream); the operator then sends the

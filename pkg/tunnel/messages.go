@@ -36,8 +36,20 @@ type Object struct {
 	Name            string `json:"name"`
 	UID             string `json:"uid,omitempty"`
 	ResourceVersion string `json:"resource_version,omitempty"`
-	// Object is the full object as JSON, without managedFields.
+	// Object is the object as JSON, trimmed to what the dashboard shows
+	// (Trim): never env values, run inputs, annotations or managedFields.
 	Object json.RawMessage `json:"object,omitempty"`
+}
+
+// ViewOverBudget is the payload of view_over_budget: the platform stored
+// only part of the operator's view because it would exceed the
+// deployment's byte budget. Refused changes are dropped, not queued; the
+// next snapshot (on reconnect) that fits the budget clears the state.
+type ViewOverBudget struct {
+	BudgetBytes    int64  `json:"budget_bytes"`
+	ViewBytes      int64  `json:"view_bytes"`
+	RefusedObjects int    `json:"refused_objects"`
+	Message        string `json:"message"`
 }
 
 // Key identifies an object within a view.

@@ -270,11 +270,12 @@ func TestInvokeAgent(t *testing.T) {
 	}
 }
 
-// Behind an ingress that sets X-Forwarded-For (EXO_TRUST_PROXY_HEADERS),
-// the audit records the operator's address, not the ingress's.
+// Behind two proxies that set X-Forwarded-For (EXO_TRUST_PROXY_HEADERS,
+// EXO_TRUSTED_PROXIES=2: the test's connection and 10.0.0.1), the audit
+// records the operator's address, not a proxy's.
 func TestReconnectAuditUsesForwardedAddress(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, map[string]string{"EXO_TUNNEL_GRACE_WINDOW": "50ms", "EXO_TRUST_PROXY_HEADERS": "true"})
+	e := newEnv(t, map[string]string{"EXO_TUNNEL_GRACE_WINDOW": "50ms", "EXO_TRUST_PROXY_HEADERS": "true", "EXO_TRUSTED_PROXIES": "2"})
 	u := e.signup("a@example.com")
 	id, token := e.createDeployment(u, "prod")
 	hdr := http.Header{"X-Forwarded-For": {"203.0.113.7, 10.0.0.1"}}

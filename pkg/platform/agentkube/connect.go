@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"github.com/exo-in-go/exo/pkg/platform/live"
 	"github.com/exo-in-go/exo/pkg/platform/perm"
 	"math"
@@ -28,7 +29,11 @@ type session struct {
 	conn        *tunnel.Conn
 	remote      string
 	tokenPrefix string
-	prevStatus  string // the stored status when the connection was authenticated
+	// tokenHash is the SHA-256 of the token the connection authenticated
+	// with (never the token): revalidateToken looks it up again to learn
+	// whether the token was rotated or the deployment deleted since.
+	tokenHash  string
+	prevStatus string // the stored status when the connection was authenticated
 
 	lastSeen atomic.Int64 // unix nanos of the last frame
 	helloAt  time.Time    // set before the session becomes active, then read-only
@@ -37,7 +42,7 @@ type session struct {
 	hello     bool
 	clusterID string
 	snapGen   uint64
-	snapObjs  map[tunnel.ObjectKey]tunnel.Object
+	snap      *staged // the snapshot being received
 	liveGen   uint64
 	live      bool
 
@@ -89,7 +94,7 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 	defer done()
 
 	s := &session{
-		hub: h, dep: dep, remote: h.srv.ClientAddr(r), tokenPrefix: d.TokenPrefix, prevStatus: d.Status,
+		hub: h, dep: dep, remote: h.srv.ClientAddr(r), tokenPrefix: d.TokenPrefix, tokenHash: d.TokenHash, prevStatus: d.Status,
 		conn: tunnel.NewConn(ws, tunnel.Options{
 			ReadLimit: h.opts.MaxFrameBytes, PingInterval: h.opts.PingInterval,
 		}),
@@ -190,6 +195,10 @@ func (s *session) onHello(ctx context.Context, f tunnel.Frame) {
 	if reconnect {
 		h.auditReconnect(s)
 	}
+	// The token was checked before the upgrade; a rotation or deletion
+	// committed since then found no active connection to close, so check
+	// once more now that this one is active.
+	h.revalidateToken(ctx, d)
 }
 
 func (h *Hub) auditReconnect(s *session) {
@@ -217,24 +226,68 @@ func (s *session) onSnapshot(f tunnel.Frame) {
 		s.conn.Close(tunnel.CloseProtocolError, "invalid snapshot")
 		return
 	}
-	if s.snapObjs == nil || snap.Generation != s.snapGen {
-		s.snapGen, s.snapObjs = snap.Generation, make(map[tunnel.ObjectKey]tunnel.Object, len(snap.Objects))
+	if s.snap == nil || snap.Generation != s.snapGen {
+		s.snapGen, s.snap = snap.Generation, &staged{objects: make(map[tunnel.ObjectKey]tunnel.Object, len(snap.Objects))}
 	}
+	budget := s.hub.opts.MaxViewBytes
 	for _, o := range snap.Objects {
-		s.snapObjs[o.Key()] = o
+		s.trim(&o)
+		k := o.Key()
+		size := objectBytes(o)
+		if old, ok := s.snap.objects[k]; ok {
+			size -= objectBytes(old)
+		}
+		// The snapshot being received is bounded like the view: an object
+		// that does not fit is dropped, never buffered.
+		if s.snap.bytes+size > budget {
+			s.snap.refused++
+			continue
+		}
+		s.snap.objects[k] = o
+		s.snap.bytes += size
 	}
-	if len(s.snapObjs) > s.hub.opts.MaxObjects {
+	if len(s.snap.objects) > s.hub.opts.MaxObjects {
 		s.conn.Close(tunnel.ClosePolicyViolation, "snapshot exceeds the object limit")
 		return
 	}
 	if !snap.Final {
 		return
 	}
-	if s.dep.view.replace(s, s.snapObjs, s.clusterID, time.Now()) {
+	snapshot := s.snap
+	s.snap = nil
+	if s.dep.view.replace(s, snapshot, s.clusterID, time.Now()) {
 		s.liveGen, s.live = snap.Generation, true
+		if snapshot.refused > 0 {
+			s.overBudget(snapshot.bytes, snapshot.refused)
+		}
 		s.publishClusterChange(live.ClusterChange{Resync: true})
 	}
-	s.snapObjs = nil
+}
+
+// trim reduces o to what the dashboard shows, whatever the operator sent:
+// an old or hostile operator must not make exo-app store env values, run
+// inputs or large bodies. A body that is not a JSON object is dropped; the
+// object stays listed by its key.
+func (s *session) trim(o *tunnel.Object) {
+	if err := tunnel.TrimObject(o); err != nil {
+		o.Object = nil
+	}
+	o.Kind, o.Namespace, o.Name = truncate(o.Kind, 64), truncate(o.Namespace, 253), truncate(o.Name, 253)
+	o.UID, o.ResourceVersion = truncate(o.UID, 64), truncate(o.ResourceVersion, 64)
+}
+
+// overBudget reports a refusal: to the operator (which logs it), in
+// exo-app's log, and, through the view's state, on the dashboard.
+func (s *session) overBudget(viewBytes int64, refused int) {
+	budget := s.hub.opts.MaxViewBytes
+	msg := fmt.Sprintf("view over budget: the cluster view of this deployment would exceed %d bytes (EXO_TUNNEL_MAX_VIEW_BYTES); %d objects were refused and are missing from the dashboard",
+		budget, refused)
+	s.hub.log.Warn("cluster view over budget", "deployment", s.dep.id, "budget_bytes", budget, "view_bytes", viewBytes, "refused_objects", refused)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.conn.Send(ctx, tunnel.TypeViewOverBudget, "", tunnel.ViewOverBudget{
+		BudgetBytes: budget, ViewBytes: viewBytes, RefusedObjects: refused, Message: msg,
+	})
 }
 
 func (s *session) onDelta(f tunnel.Frame) {
@@ -246,12 +299,20 @@ func (s *session) onDelta(f tunnel.Frame) {
 	if !s.live || d.Generation != s.liveGen {
 		return // a delta of a snapshot we never completed: the next snapshot covers it
 	}
-	owned, fits := s.dep.view.apply(s, d.Changes, s.hub.opts.MaxObjects, time.Now())
-	if !fits {
+	for i := range d.Changes {
+		s.trim(&d.Changes[i].Object)
+	}
+	res := s.dep.view.apply(s, d.Changes, s.hub.opts.MaxObjects, s.hub.opts.MaxViewBytes, time.Now())
+	if res.tooMany {
 		s.conn.Close(tunnel.ClosePolicyViolation, "view exceeds the object limit")
 		return
 	}
-	if owned && len(d.Changes) > 0 {
+	if res.refused > 0 && !res.wasRefused {
+		// Told once per episode, not per delta: a flooding operator must
+		// not turn refusals into a flood of frames and log lines.
+		s.overBudget(res.bytes, res.refused)
+	}
+	if res.owned && len(d.Changes) > 0 {
 		kinds := map[string]bool{}
 		var change live.ClusterChange
 		for _, c := range d.Changes {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -68,19 +69,27 @@ func (h *Hub) authed(permission string, next handlerFunc) http.Handler {
 
 // ClusterView is the body of GET /api/v1/deployments/{id}/cluster.
 type ClusterView struct {
-	DeploymentID string          `json:"deployment_id"`
-	Status       string          `json:"status"`
-	Connected    bool            `json:"connected"`
-	ClusterID    string          `json:"cluster_id,omitempty"`
-	LastSeenAt   *time.Time      `json:"last_seen_at,omitempty"`
-	Synced       bool            `json:"synced"`
-	SyncedAt     *time.Time      `json:"synced_at,omitempty"`
-	UpdatedAt    *time.Time      `json:"updated_at,omitempty"`
-	Objects      []tunnel.Object `json:"objects"`
+	DeploymentID string     `json:"deployment_id"`
+	Status       string     `json:"status"`
+	Connected    bool       `json:"connected"`
+	ClusterID    string     `json:"cluster_id,omitempty"`
+	LastSeenAt   *time.Time `json:"last_seen_at,omitempty"`
+	Synced       bool       `json:"synced"`
+	SyncedAt     *time.Time `json:"synced_at,omitempty"`
+	UpdatedAt    *time.Time `json:"updated_at,omitempty"`
+	// ViewBytes is what the view holds, against ViewBudgetBytes
+	// (EXO_TUNNEL_MAX_VIEW_BYTES). OverBudget says the operator's view did
+	// not fit and RefusedObjects of it are missing; Detail says so in words.
+	ViewBytes       int64           `json:"view_bytes"`
+	ViewBudgetBytes int64           `json:"view_budget_bytes"`
+	OverBudget      bool            `json:"over_budget,omitempty"`
+	RefusedObjects  int             `json:"refused_objects,omitempty"`
+	Detail          string          `json:"detail,omitempty"`
+	Objects         []tunnel.Object `json:"objects"`
 }
 
 func (h *Hub) clusterView(d store.Deployment, kind string) ClusterView {
-	out := ClusterView{DeploymentID: d.ID, Status: d.Status, Objects: []tunnel.Object{}}
+	out := ClusterView{DeploymentID: d.ID, Status: d.Status, ViewBudgetBytes: h.opts.MaxViewBytes, Objects: []tunnel.Object{}}
 	dep := h.lookup(d.ID)
 	if dep == nil {
 		return out
@@ -99,6 +108,10 @@ func (h *Hub) clusterView(d store.Deployment, kind string) ClusterView {
 	v := dep.view.read(kind)
 	out.ClusterID, out.Synced, out.Objects = v.ClusterID, v.Synced, v.Objects
 	out.SyncedAt, out.UpdatedAt = timePtr(v.SyncedAt), timePtr(v.UpdatedAt)
+	out.ViewBytes, out.OverBudget, out.RefusedObjects = v.Bytes, v.OverBudget, v.Refused
+	if v.OverBudget {
+		out.Detail = fmt.Sprintf("view over budget: %d objects of the operator's view were refused (budget %d bytes, EXO_TUNNEL_MAX_VIEW_BYTES); the view is incomplete", v.Refused, h.opts.MaxViewBytes)
+	}
 	return out
 }
 
@@ -150,7 +163,8 @@ func (h *Hub) listAgents(w http.ResponseWriter, r *http.Request, _ *api.Principa
 		items = append(items, s)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"deployment_id": d.ID, "status": v.Status, "connected": v.Connected, "synced": v.Synced, "items": items,
+		"deployment_id": d.ID, "status": v.Status, "connected": v.Connected, "synced": v.Synced,
+		"over_budget": v.OverBudget, "detail": v.Detail, "items": items,
 	})
 }
 

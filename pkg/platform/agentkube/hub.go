@@ -85,10 +85,26 @@ func Mount(srv *api.Server, opts Options) (*Hub, error) {
 	}
 	srv.Handle("GET /api/agentkube/connect", http.HandlerFunc(h.serveConnect))
 	h.routes()
+	stopObserving := h.observeStore()
 	done := srv.TrackLongLived()
 	go func() {
 		defer done()
+		defer stopObserving()
 		h.monitor(srv.Draining().Done())
+	}()
+	recheckDone := srv.TrackLongLived()
+	go func() {
+		defer recheckDone()
+		t := time.NewTicker(opts.TokenRecheckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-srv.Draining().Done():
+				return
+			case <-t.C:
+				h.revalidateAll(srv.Draining())
+			}
+		}
 	}()
 	return h, nil
 }
@@ -193,6 +209,16 @@ func (h *Hub) reconcileStatus(d *deployment, now time.Time) {
 	}
 	h.log.Info("deployment status", "deployment", d.id, "from", d.status, "to", want)
 	d.status = want
+	if want == store.StatusOffline {
+		// The eviction window has passed: free the view. Under h.mu, so a
+		// connection that becomes active meanwhile claims the view after
+		// this and installs its own snapshot.
+		h.mu.Lock()
+		if d.active == nil {
+			d.view.release()
+		}
+		h.mu.Unlock()
+	}
 }
 
 // forget drops a deleted deployment and closes its connection.
@@ -203,6 +229,7 @@ func (h *Hub) forget(d *deployment) {
 		delete(h.deployments, d.id)
 	}
 	d.everConnected = false
+	d.view.release()
 	h.mu.Unlock()
 	if active != nil {
 		active.conn.Close(tunnel.CloseTokenRevoked, "deployment deleted")

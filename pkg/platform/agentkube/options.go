@@ -40,10 +40,27 @@ type Options struct {
 	// MaxObjects bounds one deployment's view so a faulty operator cannot
 	// exhaust exo-app's memory (EXO_TUNNEL_MAX_OBJECTS, default 100000).
 	MaxObjects int
+	// TokenRecheckInterval is how often every active connection's token is
+	// looked up again, so a rotation or deletion made through another
+	// replica (or whose change event was missed) closes the connection
+	// within this long (EXO_TUNNEL_TOKEN_RECHECK_INTERVAL, default 1m). On
+	// the replica that made the change it closes at once.
+	TokenRecheckInterval time.Duration
+	// MaxViewBytes is one deployment's budget for its cluster view: the
+	// objects as stored after trimming, plus a fixed overhead per object.
+	// Growth past it is refused, not stored ("view over budget"); the
+	// operator is told and the dashboard shows it
+	// (EXO_TUNNEL_MAX_VIEW_BYTES, default 16 MiB: thousands of objects).
+	MaxViewBytes int64
 	// Events, when set, is told each time a deployment's cluster view changes,
 	// so browsers showing it refetch without polling (live.TypeCluster).
 	Events live.Publisher
 }
+
+// DefaultMaxViewBytes is the default per-deployment view budget. Objects are
+// stored trimmed to what the dashboard shows (tunnel.Trim), typically
+// 0.5–2 KiB each, so 16 MiB holds several thousand of them.
+const DefaultMaxViewBytes = 16 << 20
 
 func (o Options) withDefaults() Options {
 	def := func(d *time.Duration, v time.Duration) {
@@ -57,6 +74,10 @@ func (o Options) withDefaults() Options {
 	def(&o.HeartbeatInterval, 10*time.Second)
 	def(&o.HandshakeTimeout, 10*time.Second)
 	def(&o.PingInterval, tunnel.DefaultPingInterval)
+	def(&o.TokenRecheckInterval, time.Minute)
+	if o.MaxViewBytes <= 0 {
+		o.MaxViewBytes = DefaultMaxViewBytes
+	}
 	if o.MaxFrameBytes <= 0 {
 		o.MaxFrameBytes = tunnel.DefaultReadLimit
 	}
@@ -107,6 +128,8 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	dur("EXO_TUNNEL_HEARTBEAT_INTERVAL", &o.HeartbeatInterval)
 	dur("EXO_TUNNEL_HANDSHAKE_TIMEOUT", &o.HandshakeTimeout)
 	dur("EXO_TUNNEL_PING_INTERVAL", &o.PingInterval)
+	dur("EXO_TUNNEL_TOKEN_RECHECK_INTERVAL", &o.TokenRecheckInterval)
+	num("EXO_TUNNEL_MAX_VIEW_BYTES", func(n int64) { o.MaxViewBytes = n })
 	num("EXO_TUNNEL_MAX_FRAME_BYTES", func(n int64) { o.MaxFrameBytes = n })
 	num("EXO_TUNNEL_MAX_OBJECTS", func(n int64) { o.MaxObjects = int(n) })
 	if err := errors.Join(errs...); err != nil {

@@ -80,7 +80,10 @@ func (i *Issuer) Parse(token string) (*Claims, error) {
 		jwt.WithIssuer(jwtIssuer),
 		jwt.WithExpirationRequired(),
 		jwt.WithTimeFunc(i.now),
-		jwt.WithLeeway(30*time.Second),
+		// exo-app verifies only tokens it issued itself: the leeway covers
+		// clock skew between its replicas, and keeps an expired token from
+		// living on much past its expiry (an open shell re-checks it).
+		jwt.WithLeeway(5*time.Second),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("invalid token: %w", err)

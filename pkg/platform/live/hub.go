@@ -54,6 +54,32 @@ type DeploymentStatus struct {
 	LastHeartbeatAt *time.Time `json:"last_heartbeat_at,omitempty"`
 	// Removed is true when the deployment was deleted.
 	Removed bool `json:"removed,omitempty"`
+	// Change says what changed (ChangeCreated, ChangeDeleted,
+	// ChangeTokenRotated, ChangeStatus). It is not sent to browsers: it is
+	// for in-process observers such as the operator tunnel, which must close
+	// a connection made with a rotated or deleted token.
+	Change string `json:"-"`
+}
+
+// Values of DeploymentStatus.Change.
+const (
+	ChangeCreated      = "created"
+	ChangeDeleted      = "deleted"
+	ChangeTokenRotated = "token_rotated"
+	ChangeStatus       = "status"
+)
+
+// Observer receives every published event, of every tenant, in the
+// publisher's goroutine. It must not block: it runs on the path of API
+// handlers and the tunnel.
+type Observer func(Event)
+
+// Observable is implemented by publishers that let in-process components
+// react to events (*Hub does). The operator tunnel uses it to learn that a
+// deployment's token was rotated or the deployment deleted; a publisher that
+// spans replicas would deliver the same events to every replica.
+type Observable interface {
+	Observe(Observer) (stop func())
 }
 
 // ClusterChange is the Data of a TypeCluster event: which objects of the
@@ -111,6 +137,9 @@ type Hub struct {
 	next   int      // index of the next write in ring
 	subs   map[*Subscription]struct{}
 	closed bool
+
+	obsMu     sync.Mutex
+	observers map[*Observer]struct{}
 }
 
 // NewHub returns a hub with a fresh epoch.
@@ -128,6 +157,35 @@ func NewHub(opts Options) *Hub {
 		queue: opts.QueueLength,
 		ring:  make([]record, 0, opts.History),
 		subs:  map[*Subscription]struct{}{},
+
+		observers: map[*Observer]struct{}{},
+	}
+}
+
+// Observe registers fn for every event published from now on, whatever its
+// tenant; stop unregisters it.
+func (h *Hub) Observe(fn Observer) (stop func()) {
+	key := &fn
+	h.obsMu.Lock()
+	h.observers[key] = struct{}{}
+	h.obsMu.Unlock()
+	return func() {
+		h.obsMu.Lock()
+		delete(h.observers, key)
+		h.obsMu.Unlock()
+	}
+}
+
+// notify calls the observers outside h.mu, so an observer may publish.
+func (h *Hub) notify(e Event) {
+	h.obsMu.Lock()
+	obs := make([]Observer, 0, len(h.observers))
+	for o := range h.observers {
+		obs = append(obs, *o)
+	}
+	h.obsMu.Unlock()
+	for _, o := range obs {
+		o(e)
 	}
 }
 
@@ -142,6 +200,7 @@ func (h *Hub) Publish(e Event) {
 	if err != nil {
 		return
 	}
+	h.notify(e)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {

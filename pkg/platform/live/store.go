@@ -36,17 +36,17 @@ type publishingStore struct {
 	pub Publisher
 }
 
-func (s *publishingStore) publish(tenantID, id, status string, heartbeat *time.Time, removed bool) {
+func (s *publishingStore) publish(change, tenantID, id, status string, heartbeat *time.Time) {
 	s.pub.Publish(Event{
 		TenantID: tenantID, DeploymentID: id, Type: TypeDeployment, Permission: perm.DeploymentsRead,
-		Data: DeploymentStatus{DeploymentID: id, Status: status, LastHeartbeatAt: heartbeat, Removed: removed},
+		Data: DeploymentStatus{DeploymentID: id, Status: status, LastHeartbeatAt: heartbeat, Removed: change == ChangeDeleted, Change: change},
 	})
 }
 
 func (s *publishingStore) CreateDeployment(ctx context.Context, tenantID string, d store.Deployment, tokenHash string) (store.Deployment, error) {
 	d, err := s.Store.CreateDeployment(ctx, tenantID, d, tokenHash)
 	if err == nil {
-		s.publish(d.TenantID, d.ID, d.Status, d.LastHeartbeatAt, false)
+		s.publish(ChangeCreated, d.TenantID, d.ID, d.Status, d.LastHeartbeatAt)
 	}
 	return d, err
 }
@@ -54,7 +54,7 @@ func (s *publishingStore) CreateDeployment(ctx context.Context, tenantID string,
 func (s *publishingStore) DeleteDeployment(ctx context.Context, tenantID, id string) error {
 	err := s.Store.DeleteDeployment(ctx, tenantID, id)
 	if err == nil {
-		s.publish(tenantID, id, "", nil, true)
+		s.publish(ChangeDeleted, tenantID, id, "", nil)
 	}
 	return err
 }
@@ -62,7 +62,7 @@ func (s *publishingStore) DeleteDeployment(ctx context.Context, tenantID, id str
 func (s *publishingStore) RotateDeploymentToken(ctx context.Context, tenantID, id, tokenHash, prefix string, issuedAt time.Time) (store.Deployment, error) {
 	d, err := s.Store.RotateDeploymentToken(ctx, tenantID, id, tokenHash, prefix, issuedAt)
 	if err == nil {
-		s.publish(d.TenantID, d.ID, d.Status, d.LastHeartbeatAt, false)
+		s.publish(ChangeTokenRotated, d.TenantID, d.ID, d.Status, d.LastHeartbeatAt)
 	}
 	return d, err
 }
@@ -75,7 +75,7 @@ func (s *publishingStore) SetDeploymentStatus(ctx context.Context, tenantID, id,
 			t := heartbeat.UTC()
 			hb = &t
 		}
-		s.publish(tenantID, id, status, hb, false)
+		s.publish(ChangeStatus, tenantID, id, status, hb)
 	}
 	return err
 }

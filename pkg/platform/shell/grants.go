@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -17,20 +18,44 @@ const grantPrefix = "exo_shg_"
 var (
 	errGrantInvalid = errors.New("unknown or already used shell grant")
 	errGrantExpired = errors.New("shell grant expired")
-	errTooManyGrant = errors.New("too many outstanding shell grants")
 )
+
+// limitError refuses a grant because a limit is full. RetryAfter is when
+// the earliest outstanding grant that counts against it expires, so a
+// client that waits that long finds room (unless it is taken meanwhile).
+type limitError struct {
+	Scope      string // "user", "tenant" or "global"
+	Limit      int
+	RetryAfter time.Duration
+}
+
+func (e *limitError) Error() string {
+	return fmt.Sprintf("too many outstanding shell grants (%s limit %d)", e.Scope, e.Limit)
+}
+
+// grantLimits bound outstanding (issued, not yet redeemed or expired)
+// grants. The per-tenant limit is far below the global one, so no single
+// tenant can fill the pool and refuse every other tenant's shells.
+type grantLimits struct {
+	PerUser, PerTenant, Global int
+}
 
 // grant is what a grant id entitles its holder to: one shell, once, soon.
 type grant struct {
-	hash         [sha256.Size]byte
-	TenantID     string
-	UserID       string
-	UserEmail    string
-	DeploymentID string
-	Namespace    string
-	Agent        string
-	Cols, Rows   uint16
-	ExpiresAt    time.Time
+	hash      [sha256.Size]byte
+	TenantID  string
+	UserID    string
+	UserEmail string
+	// Authorization is the Authorization header of the request that asked
+	// for the grant (the user's bearer token). It is kept in memory only, so
+	// that an open shell can be re-authorised as its user (Handler.reauthorize);
+	// it is never logged, stored or sent anywhere.
+	Authorization string
+	DeploymentID  string
+	Namespace     string
+	Agent         string
+	Cols, Rows    uint16
+	ExpiresAt     time.Time
 }
 
 // grants holds outstanding grants in memory, keyed by the SHA-256 of the
@@ -40,14 +65,16 @@ type grant struct {
 // on the exo-app replica that holds the deployment's operator tunnel
 // anyway (see docs/shell.md, "Replicas").
 type grants struct {
-	mu  sync.Mutex
-	m   map[[sha256.Size]byte]*grant
-	max int
-	now func() time.Time
+	mu        sync.Mutex
+	m         map[[sha256.Size]byte]*grant
+	perUser   map[string]int // user id → outstanding grants
+	perTenant map[string]int // tenant id → outstanding grants
+	lim       grantLimits
+	now       func() time.Time
 }
 
-func newGrants(max int, now func() time.Time) *grants {
-	return &grants{m: map[[sha256.Size]byte]*grant{}, max: max, now: now}
+func newGrants(lim grantLimits, now func() time.Time) *grants {
+	return &grants{m: map[[sha256.Size]byte]*grant{}, perUser: map[string]int{}, perTenant: map[string]int{}, lim: lim, now: now}
 }
 
 // issue stores g and returns its id: 256 random bits, base64url.
@@ -60,14 +87,63 @@ func (gs *grants) issue(g grant) (string, error) {
 	g.hash = sha256.Sum256([]byte(id))
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
-	if len(gs.m) >= gs.max {
+	if gs.fullLocked(g) != nil {
 		gs.purgeLocked()
-		if len(gs.m) >= gs.max {
-			return "", errTooManyGrant
+		if err := gs.fullLocked(g); err != nil {
+			return "", err
 		}
 	}
-	gs.m[g.hash] = &g
+	gs.addLocked(&g)
 	return id, nil
+}
+
+// fullLocked reports the first limit g does not fit, narrowest first, so a
+// user is told about their own limit before their tenant's.
+func (gs *grants) fullLocked(g grant) *limitError {
+	var scope string
+	var limit int
+	var counts func(*grant) bool
+	switch {
+	case gs.perUser[g.UserID] >= gs.lim.PerUser:
+		scope, limit, counts = "user", gs.lim.PerUser, func(o *grant) bool { return o.UserID == g.UserID }
+	case gs.perTenant[g.TenantID] >= gs.lim.PerTenant:
+		scope, limit, counts = "tenant", gs.lim.PerTenant, func(o *grant) bool { return o.TenantID == g.TenantID }
+	case len(gs.m) >= gs.lim.Global:
+		scope, limit, counts = "global", gs.lim.Global, func(*grant) bool { return true }
+	default:
+		return nil
+	}
+	// Refusals are the rare path; scanning the map (at most Global entries)
+	// keeps issue and redeem free of per-scope expiry indexes.
+	now := gs.now()
+	retry := time.Duration(-1)
+	for _, o := range gs.m {
+		if counts(o) {
+			if d := o.ExpiresAt.Sub(now); retry < 0 || d < retry {
+				retry = d
+			}
+		}
+	}
+	return &limitError{Scope: scope, Limit: limit, RetryAfter: max(retry, time.Second)}
+}
+
+func (gs *grants) addLocked(g *grant) {
+	gs.m[g.hash] = g
+	gs.perUser[g.UserID]++
+	gs.perTenant[g.TenantID]++
+}
+
+func (gs *grants) removeLocked(g *grant) {
+	delete(gs.m, g.hash)
+	dec := func(m map[string]int, k string) {
+		if m[k] <= 1 {
+			delete(m, k)
+		} else {
+			m[k]--
+		}
+	}
+	dec(gs.perUser, g.UserID)
+	dec(gs.perTenant, g.TenantID)
 }
 
 // redeem consumes the grant: whatever happens next, the id is spent, so a
@@ -76,7 +152,9 @@ func (gs *grants) redeem(id string) (grant, error) {
 	h := sha256.Sum256([]byte(id))
 	gs.mu.Lock()
 	g := gs.m[h]
-	delete(gs.m, h)
+	if g != nil {
+		gs.removeLocked(g)
+	}
 	gs.mu.Unlock()
 	// The map lookup is by hash, so its timing says nothing about which
 	// grant ids exist; the compare below is constant time for good measure.
@@ -91,9 +169,9 @@ func (gs *grants) redeem(id string) (grant, error) {
 
 func (gs *grants) purgeLocked() {
 	now := gs.now()
-	for k, g := range gs.m {
+	for _, g := range gs.m {
 		if !now.Before(g.ExpiresAt) {
-			delete(gs.m, k)
+			gs.removeLocked(g)
 		}
 	}
 }

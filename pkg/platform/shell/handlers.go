@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"os"
@@ -89,12 +91,27 @@ func (h *Handler) createGrant(w http.ResponseWriter, r *http.Request, p *api.Pri
 	expires := h.opts.Now().Add(h.opts.GrantTTL)
 	id, err := h.grants.issue(grant{
 		TenantID: p.TenantID, UserID: p.UserID, UserEmail: p.Email,
-		DeploymentID: depID, Namespace: ns, Agent: name,
+		Authorization: r.Header.Get("Authorization"),
+		DeploymentID:  depID, Namespace: ns, Agent: name,
 		Cols: req.Cols, Rows: req.Rows, ExpiresAt: expires,
 	})
-	if errors.Is(err, errTooManyGrant) {
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "too many shells are being opened; try again")
+	var lim *limitError
+	if errors.As(err, &lim) {
+		retry := int(math.Ceil(lim.RetryAfter.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
+		h.log.WarnContext(r.Context(), "shell grant refused", "scope", lim.Scope, "limit", lim.Limit,
+			"tenant", p.TenantID, "user", p.UserID, "retry_after_s", retry)
+		switch lim.Scope {
+		case "user":
+			writeError(w, http.StatusTooManyRequests, "too_many_requests", fmt.Sprintf(
+				"you have %d shell grants that were not used yet (the limit per user); open the shells you asked for or retry in %d s", lim.Limit, retry))
+		case "tenant":
+			writeError(w, http.StatusTooManyRequests, "too_many_requests", fmt.Sprintf(
+				"this tenant has %d shell grants that were not used yet (the limit per tenant); retry in %d s", lim.Limit, retry))
+		default:
+			writeError(w, http.StatusServiceUnavailable, "unavailable", fmt.Sprintf(
+				"too many shells are being opened on this server; retry in %d s", retry))
+		}
 		return
 	} else if err != nil {
 		h.log.ErrorContext(r.Context(), "issue shell grant", "err", err)
@@ -156,6 +173,9 @@ func (h *Handler) serveShell(w http.ResponseWriter, r *http.Request) {
 	if !p.Can(permInvoke) {
 		writeError(w, http.StatusForbidden, "forbidden", "missing permission "+permInvoke)
 		return
+	}
+	if g.Authorization == "" {
+		g.Authorization = "Bearer " + token
 	}
 	conn, ok := h.opts.Tunnels.Conn(g.DeploymentID)
 	if !ok {

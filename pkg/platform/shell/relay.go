@@ -29,6 +29,7 @@ const (
 	EndTunnelClosed   = "tunnel_closed"    // the operator connection went away
 	EndOpenTimeout    = "open_timeout"     // the operator did not start the shell in time
 	EndShutdown       = "shutdown"         // exo-app is stopping
+	EndRevoked        = "revoked"          // the user may no longer have it: removed, demoted, token expired or revoked
 )
 
 // Browser protocol: binary messages carry terminal bytes both ways; text
@@ -66,12 +67,20 @@ type relay struct {
 
 	writeMu sync.Mutex // one data writer on ws at a time
 
+	revoked    chan struct{} // closed by revoke
+	revokeOnce sync.Once
+
 	mu         sync.Mutex
 	pod        string
 	container  string
 	final      *protocol.Close // the operator's shell_close
 	reason     string          // first reason the session ended
 	browserBad bool            // writes to the browser have failed
+}
+
+// revoke ends the session because its user is no longer authorised.
+func (r *relay) revoke() {
+	r.revokeOnce.Do(func() { close(r.revoked) })
 }
 
 func (r *relay) setReason(reason string) {
@@ -117,7 +126,7 @@ func (h *Handler) runSession(ws *websocket.Conn, conn Conn, g grant, settings st
 	}
 	log.Info("shell session opened", "user", g.UserID)
 
-	r := &relay{h: h, ws: ws, conn: conn, grant: g, rec: rec, log: log}
+	r := &relay{h: h, ws: ws, conn: conn, grant: g, rec: rec, log: log, revoked: make(chan struct{})}
 	h.mu.Lock()
 	h.active[sess.ID] = r
 	h.mu.Unlock()
@@ -243,6 +252,9 @@ wait:
 		case <-operatorDone:
 			break wait
 		case <-browserGone:
+			break wait
+		case <-r.revoked:
+			r.setReason(EndRevoked)
 			break wait
 		case <-h.srv.Draining().Done():
 			r.setReason(EndShutdown)
@@ -446,8 +458,11 @@ func (r *relay) finishBrowser(perr *protocol.Error) {
 	r.mu.Unlock()
 	r.writeJSON(m)
 	code := websocket.CloseNormalClosure
-	if m.Reason == EndShutdown {
+	switch m.Reason {
+	case EndShutdown:
 		code = websocket.CloseGoingAway
+	case EndRevoked:
+		code = websocket.ClosePolicyViolation
 	}
 	closeBrowser(r.ws, code, m.Reason)
 }

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,8 +60,21 @@ type Options struct {
 	BaseURL *url.URL
 	// GrantTTL is how long a grant may wait for its WebSocket (default 60s).
 	GrantTTL time.Duration
-	// MaxGrants bounds outstanding grants (default 10000).
+	// MaxGrants bounds outstanding grants of all tenants together
+	// (EXO_SHELL_MAX_GRANTS, default 10000). Past it: 503 with Retry-After.
 	MaxGrants int
+	// MaxGrantsPerTenant bounds one tenant's outstanding grants
+	// (EXO_SHELL_MAX_GRANTS_PER_TENANT, default 200): well below MaxGrants,
+	// so one tenant cannot spend the global pool. Past it: 429.
+	MaxGrantsPerTenant int
+	// MaxGrantsPerUser bounds one user's outstanding grants
+	// (EXO_SHELL_MAX_GRANTS_PER_USER, default 20). Past it: 429.
+	MaxGrantsPerUser int
+	// ReauthInterval is how often an open shell is re-authorised as its
+	// user (EXO_SHELL_REAUTH_INTERVAL, default 5s): removal from the tenant,
+	// a role without agents:invoke, an expired or revoked token end it with
+	// reason "revoked".
+	ReauthInterval time.Duration
 	// OpenTimeout bounds the wait for the operator to start the shell
 	// (default 30s): it covers the pod lookup and the exec handshake.
 	OpenTimeout time.Duration
@@ -83,6 +97,35 @@ type Options struct {
 	Now func() time.Time
 }
 
+// OptionsFromEnv reads the EXO_SHELL_* variables into o (the limits of
+// grants and the re-authorisation interval); unset variables leave o's
+// fields as they are. Every invalid value is reported with its name.
+func OptionsFromEnv(getenv func(string) string, o Options) (Options, error) {
+	var errs []error
+	num := func(name string, dst *int) {
+		if v := getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				errs = append(errs, fmt.Errorf("%s: must be a positive integer, got %q", name, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	num("EXO_SHELL_MAX_GRANTS", &o.MaxGrants)
+	num("EXO_SHELL_MAX_GRANTS_PER_TENANT", &o.MaxGrantsPerTenant)
+	num("EXO_SHELL_MAX_GRANTS_PER_USER", &o.MaxGrantsPerUser)
+	if v := getenv("EXO_SHELL_REAUTH_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("EXO_SHELL_REAUTH_INTERVAL: must be a positive Go duration such as 5s, got %q", v))
+		} else {
+			o.ReauthInterval = d
+		}
+	}
+	return o, errors.Join(errs...)
+}
+
 func (o Options) withDefaults() Options {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -94,8 +137,15 @@ func (o Options) withDefaults() Options {
 	def(&o.CloseTimeout, 5*time.Second)
 	def(&o.BrowserWriteTimeout, 30*time.Second)
 	def(&o.PingInterval, 25*time.Second)
+	def(&o.ReauthInterval, 5*time.Second)
 	if o.MaxGrants <= 0 {
 		o.MaxGrants = 10_000
+	}
+	if o.MaxGrantsPerTenant <= 0 {
+		o.MaxGrantsPerTenant = 200
+	}
+	if o.MaxGrantsPerUser <= 0 {
+		o.MaxGrantsPerUser = 20
 	}
 	if o.MaxRecordingBytes <= 0 {
 		o.MaxRecordingBytes = 64 << 20
@@ -155,7 +205,7 @@ func Mount(srv *api.Server, opts Options) (*Handler, error) {
 		log:    srv.Logger().With("component", "shell"),
 		opts:   opts,
 		origin: opts.BaseURL.Scheme + "://" + opts.BaseURL.Host,
-		grants: newGrants(opts.MaxGrants, opts.Now),
+		grants: newGrants(grantLimits{PerUser: opts.MaxGrantsPerUser, PerTenant: opts.MaxGrantsPerTenant, Global: opts.MaxGrants}, opts.Now),
 		active: map[string]*relay{},
 	}
 	h.upgrader = websocket.Upgrader{
@@ -175,6 +225,11 @@ func Mount(srv *api.Server, opts Options) (*Handler, error) {
 	if opts.Retention > 0 {
 		h.startRetention()
 	}
+	reauthDone := srv.TrackLongLived()
+	go func() {
+		defer reauthDone()
+		h.reauthorizeLoop(srv.Draining())
+	}()
 	done := srv.TrackLongLived()
 	go func() {
 		defer done()
@@ -262,6 +317,8 @@ func codeFor(status int) string {
 		return "conflict"
 	case http.StatusServiceUnavailable:
 		return "unavailable"
+	case http.StatusTooManyRequests:
+		return "too_many_requests"
 	case http.StatusBadRequest:
 		return "invalid"
 	}

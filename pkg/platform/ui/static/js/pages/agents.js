@@ -61,7 +61,7 @@ export function list(ctx) {
       h("dt", null, "Status"), h("dd", { class: "status-cell" }, statusBadge(view?.status || d?.status || "unknown")),
       h("dt", null, "Last heartbeat"), h("dd", { class: "heartbeat-cell tnum" }, timeEl(last)),
       h("dt", null, "Cluster"), h("dd", null, view?.cluster_id || "—"),
-      h("dt", null, "View"), h("dd", null, view ? (view.synced ? "in sync" : "waiting for the operator's snapshot") : "—")));
+      h("dt", null, "View"), h("dd", { id: "view-state" }, view ? (view.over_budget ? h("span", { class: "error" }, view.detail || "view over budget") : view.synced ? "in sync" : "waiting for the operator's snapshot") : "—")));
   }
 
   const known = new Set();
