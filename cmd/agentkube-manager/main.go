@@ -71,16 +71,23 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
+	// One certificate, from one Secret, serves the webhook and the aggregated API; the
+	// leader rotates it and injects the CA into both registrations. The same Secret
+	// holds the agentlet CA: the Agent controller issues every agentlet its
+	// certificate from it, and every agentlet client here verifies against its bundle.
+	certOpts.Namespace = opts.Namespace
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	certOpts.SetDefaults()
+	certificates := certs.NewWatcher(kube, certOpts.Namespace, certOpts.SecretName)
+	opts.AgentletCA = certificates
 	m, err := manager.New(cfg, opts)
 	if err != nil {
 		return err
 	}
-
-	// One certificate, from one Secret, serves the webhook and the aggregated API; the
-	// leader rotates it and injects the CA into both registrations.
-	certOpts.Namespace = opts.Namespace
-	certificates, err := certs.AddToManager(m, certOpts)
-	if err != nil {
+	if err := certs.AddWatcherToManager(m, certOpts, certificates); err != nil {
 		return err
 	}
 	webhookOpts.Certificates = certificates
@@ -92,6 +99,7 @@ func run() error {
 	apiOpts.ServingCert = certificates
 	apiOpts.Agents = agentregistry.FromClient(m.GetCache())
 	apiOpts.TokenSecretName = agent.TokenSecretName
+	apiOpts.AgentletBundle = agentletBundle(certificates)
 	aggregated, err := apiOpts.NewServer()
 	if err != nil {
 		return fmt.Errorf("aggregated API: %w", err)
@@ -109,12 +117,9 @@ func run() error {
 		connectOpts.Shells = shells
 		// Invocations from the platform stream their output, read from the
 		// agentlet the same way the aggregated API's agents/log reads it.
-		kube, err := kubernetes.NewForConfig(m.GetConfig())
-		if err != nil {
-			return fmt.Errorf("run output: %w", err)
-		}
 		connectOpts.RunOutput = connect.AgentletOutput{
-			Locator: &agentregistry.PodLocator{Client: kube, SecretName: agent.TokenSecretName},
+			Locator: &agentregistry.PodLocator{Client: kube, SecretName: agent.TokenSecretName,
+				AgentletBundle: agentletBundle(certificates)},
 		}
 		if err := connect.AddToManager(m, connectOpts); err != nil {
 			return err
@@ -131,6 +136,11 @@ func run() error {
 	// SIGTERM cancels the context: leadership is released at once so a
 	// successor need not wait for the Lease to expire.
 	return m.Start(ctrl.SetupSignalHandler())
+}
+
+// agentletBundle is the agentlet CA bundle the agentlet clients verify against.
+func agentletBundle(w *certs.Watcher) func() []byte {
+	return func() []byte { _, bundle := w.AgentletCA(); return bundle }
 }
 
 func addr(a fmt.Stringer) string {

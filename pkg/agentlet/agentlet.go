@@ -27,6 +27,9 @@ type Agentlet struct {
 	runs    *run.Manager
 	attach  *attach.Handler
 	handler http.Handler
+	// certs serves the TLS pair when one is configured; the agentlet then
+	// speaks nothing but TLS.
+	certs *certReloader
 }
 
 // New validates cfg and prepares the data directory.
@@ -57,7 +60,13 @@ func New(cfg config.Config, log *slog.Logger) (*Agentlet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Agentlet{cfg: cfg, log: log, runs: runs, attach: attachHandler, handler: srv.Handler()}, nil
+	a := &Agentlet{cfg: cfg, log: log, runs: runs, attach: attachHandler, handler: srv.Handler()}
+	if cfg.TLSCertFile != "" {
+		if a.certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, log); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
 }
 
 // Handler is the HTTP API, for tests that bring their own listener.
@@ -74,17 +83,22 @@ func (a *Agentlet) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 		// No WriteTimeout: output and attach streams last as long as runs.
 	}
+	if a.certs != nil {
+		// HTTP/1.1 over TLS 1.3 only; a plain HTTP request on this listener gets
+		// no API (Go answers it with a bare 400 and closes).
+		srv.TLSConfig = a.certs.tlsConfig()
+	}
 	served := make(chan error, 1)
 	go func() {
 		var err error
-		if a.cfg.TLSCertFile != "" {
-			err = srv.ServeTLS(ln, a.cfg.TLSCertFile, a.cfg.TLSKeyFile)
+		if a.certs != nil {
+			err = srv.ServeTLS(ln, "", "")
 		} else {
 			err = srv.Serve(ln)
 		}
 		served <- err
 	}()
-	a.log.Info("Agentlet serving", "address", ln.Addr().String(), "runtime", a.cfg.Runtime, "tls", a.cfg.TLSCertFile != "")
+	a.log.Info("Agentlet serving", "address", ln.Addr().String(), "runtime", a.cfg.Runtime, "tls", a.certs != nil)
 
 	select {
 	case err := <-served:

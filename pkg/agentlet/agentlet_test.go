@@ -3,6 +3,8 @@ package agentlet_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -27,7 +29,9 @@ import (
 	"github.com/exo-in-go/exo/pkg/agentlet/api"
 	"github.com/exo-in-go/exo/pkg/agentlet/client"
 	"github.com/exo-in-go/exo/pkg/agentlet/config"
+	"github.com/exo-in-go/exo/pkg/agentlet/endpoint"
 	"github.com/exo-in-go/exo/pkg/asciicast"
+	"github.com/exo-in-go/exo/pkg/certs"
 )
 
 const testToken = "s3cret-token"
@@ -594,4 +598,47 @@ func procStat(pid int) (state string, pgrp int, ok bool) {
 	}
 	pgrp, err = strconv.Atoi(fields[2])
 	return fields[0], pgrp, err == nil
+}
+
+// TestTLSOnly: with a certificate configured the agentlet answers its API over TLS 1.3
+// to a client verifying its name, and gives nothing to plain HTTP, TLS 1.2 or a client
+// expecting another name.
+func TestTLSOnly(t *testing.T) {
+	ca, err := certs.NewCA("test-agentlet-ca", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := endpoint.ServerName("a", "ns")
+	kp, err := certs.IssueAgentletCertificate(ca, name, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := os.WriteFile(certFile, kp.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, kp.KeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ag := startAgentlet(t, func(c *config.Config) { c.TLSCertFile, c.TLSKeyFile = certFile, keyFile })
+	addr := strings.TrimPrefix(ag.url, "http://")
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+
+	ok, _ := client.New("https://"+addr, testToken, &http.Client{Transport: endpoint.NewTransport(name, roots)})
+	if _, err := ok.ListRuns(context.Background()); err != nil {
+		t.Fatalf("verified TLS: %v", err)
+	}
+	wrong, _ := client.New("https://"+addr, testToken, &http.Client{Transport: endpoint.NewTransport(endpoint.ServerName("b", "ns"), roots)})
+	if _, err := wrong.ListRuns(context.Background()); err == nil {
+		t.Fatal("a client expecting Agent b accepted Agent a's certificate")
+	}
+	if _, err := ag.client.ListRuns(context.Background()); err == nil {
+		t.Fatal("plain HTTP got an answer from the API")
+	}
+	if conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: name, RootCAs: roots, MaxVersion: tls.VersionTLS12}); err == nil {
+		conn.Close()
+		t.Fatal("TLS 1.2 accepted")
+	}
 }

@@ -41,6 +41,56 @@ const (
 	AnnotationNextCATrustedSince = "certs.agentkube.io/next-ca-trusted-since"
 )
 
+// Keys of the agentlet CA in the same Secret. The agentlet CA signs the per-Agent
+// certificates the agentlets serve (docs/agentlet.md); it is rotated like the serving
+// CA (stage, promote, retire) but signs no certificate of its own in the Secret. It is
+// a CA of its own, not the serving CA: kube-apiserver trusts the serving CA for the
+// webhook and the aggregated API, and a key in every agent pod must not be one name
+// check away from that.
+const (
+	SecretKeyAgentletCACert          = "agentlet-ca.crt"
+	SecretKeyAgentletCAKey           = "agentlet-ca.key"
+	SecretKeyAgentletNextCACert      = "agentlet-ca-next.crt"
+	SecretKeyAgentletNextCAKey       = "agentlet-ca-next.key"
+	SecretKeyAgentletPreviousCACerts = "agentlet-ca-previous.crt"
+	SecretKeyAgentletCABundle        = "agentlet-ca-bundle.crt"
+	// AnnotationAgentletNextCATrustedSince is AnnotationNextCATrustedSince of the
+	// agentlet CA: when the staged agentlet CA was written to the Secret, which is
+	// where every replica's agentlet clients read their bundle from.
+	AnnotationAgentletNextCATrustedSince = "certs.agentkube.io/agentlet-next-ca-trusted-since"
+)
+
+// keySet names the Secret keys of one CA lineage.
+type keySet struct {
+	caCert, caKey, servingCert, servingKey, nextCert, nextKey, previous, bundle, trustedSince string
+}
+
+func (k keySet) all() []string {
+	out := []string{}
+	for _, v := range []string{k.caCert, k.caKey, k.servingCert, k.servingKey, k.nextCert, k.nextKey, k.previous, k.bundle} {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+var (
+	servingKeys = keySet{
+		caCert: SecretKeyCACert, caKey: SecretKeyCAKey,
+		servingCert: SecretKeyServingCert, servingKey: SecretKeyServingKey,
+		nextCert: SecretKeyNextCACert, nextKey: SecretKeyNextCAKey,
+		previous: SecretKeyPreviousCACerts, bundle: SecretKeyCABundle,
+		trustedSince: AnnotationNextCATrustedSince,
+	}
+	agentletKeys = keySet{
+		caCert: SecretKeyAgentletCACert, caKey: SecretKeyAgentletCAKey,
+		nextCert: SecretKeyAgentletNextCACert, nextKey: SecretKeyAgentletNextCAKey,
+		previous: SecretKeyAgentletPreviousCACerts, bundle: SecretKeyAgentletCABundle,
+		trustedSince: AnnotationAgentletNextCATrustedSince,
+	}
+)
+
 // State is the certificate material of the Secret, parsed.
 type State struct {
 	// CA signs Serving. Its key may be missing when the Secret was written by
@@ -85,18 +135,30 @@ func (s *State) TrustBundle() []byte {
 // not parse are left nil: the plan treats them as absent and replaces them, so a
 // corrupted or empty Secret heals instead of wedging the rotator.
 func ParseState(data map[string][]byte, annotations map[string]string) *State {
+	return parseState(data, annotations, servingKeys)
+}
+
+// ParseAgentletState reads the agentlet CA's entries of the Secret (State.Serving is
+// always nil).
+func ParseAgentletState(data map[string][]byte, annotations map[string]string) *State {
+	return parseState(data, annotations, agentletKeys)
+}
+
+func parseState(data map[string][]byte, annotations map[string]string, k keySet) *State {
 	s := &State{}
-	s.CA = parseKeyPairOrCert(data[SecretKeyCACert], data[SecretKeyCAKey])
-	if kp, err := ParseKeyPair(data[SecretKeyServingCert], data[SecretKeyServingKey]); err == nil && keyMatches(kp) {
-		s.Serving = kp
+	s.CA = parseKeyPairOrCert(data[k.caCert], data[k.caKey])
+	if k.servingCert != "" {
+		if kp, err := ParseKeyPair(data[k.servingCert], data[k.servingKey]); err == nil && keyMatches(kp) {
+			s.Serving = kp
+		}
 	}
-	if kp, err := ParseKeyPair(data[SecretKeyNextCACert], data[SecretKeyNextCAKey]); err == nil && keyMatches(kp) && kp.Cert.IsCA {
+	if kp, err := ParseKeyPair(data[k.nextCert], data[k.nextKey]); err == nil && keyMatches(kp) && kp.Cert.IsCA {
 		s.Next = kp
-		if t, err := time.Parse(time.RFC3339Nano, annotations[AnnotationNextCATrustedSince]); err == nil {
+		if t, err := time.Parse(time.RFC3339Nano, annotations[k.trustedSince]); err == nil {
 			s.NextTrustedSince = t
 		}
 	}
-	s.Previous = parseCerts(data[SecretKeyPreviousCACerts])
+	s.Previous = parseCerts(data[k.previous])
 	return s
 }
 
@@ -113,30 +175,32 @@ func parseKeyPairOrCert(certPEM, keyPEM []byte) *KeyPair {
 }
 
 // Data renders the State as Secret data.
-func (s *State) Data() map[string][]byte {
+func (s *State) Data() map[string][]byte { return s.data(servingKeys) }
+
+func (s *State) data(k keySet) map[string][]byte {
 	data := map[string][]byte{}
 	if s.CA != nil {
-		data[SecretKeyCACert] = s.CA.CertPEM
+		data[k.caCert] = s.CA.CertPEM
 		if s.CA.Key != nil {
-			data[SecretKeyCAKey] = s.CA.KeyPEM
+			data[k.caKey] = s.CA.KeyPEM
 		}
 	}
-	if s.Serving != nil {
-		data[SecretKeyServingCert] = s.Serving.CertPEM
-		data[SecretKeyServingKey] = s.Serving.KeyPEM
+	if s.Serving != nil && k.servingCert != "" {
+		data[k.servingCert] = s.Serving.CertPEM
+		data[k.servingKey] = s.Serving.KeyPEM
 	}
 	if s.Next != nil {
-		data[SecretKeyNextCACert] = s.Next.CertPEM
-		data[SecretKeyNextCAKey] = s.Next.KeyPEM
+		data[k.nextCert] = s.Next.CertPEM
+		data[k.nextKey] = s.Next.KeyPEM
 	}
 	if len(s.Previous) > 0 {
 		var buf bytes.Buffer
 		for _, c := range s.Previous {
 			buf.Write(encodeCert(c))
 		}
-		data[SecretKeyPreviousCACerts] = buf.Bytes()
+		data[k.previous] = buf.Bytes()
 	}
-	data[SecretKeyCABundle] = s.TrustBundle()
+	data[k.bundle] = s.TrustBundle()
 	return data
 }
 

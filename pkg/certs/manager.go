@@ -53,10 +53,14 @@ type Options struct {
 	PropagationDelay                    time.Duration
 	// ResyncPeriod bounds the time between two checks of the rotator.
 	ResyncPeriod time.Duration
-	// DisableRotation runs only the Watcher: something else (cert-manager) writes the
-	// Secret's tls.crt and tls.key and injects the caBundle.
+	// DisableRotation leaves the serving certificate alone: something else
+	// (cert-manager) writes the Secret's tls.crt and tls.key and injects the caBundle.
+	// The rotator then keeps only the agentlet CA (its own keys of the Secret).
 	DisableRotation bool
 }
+
+// SetDefaults fills in the defaults of unset fields.
+func (o *Options) SetDefaults() { o.setDefaults() }
 
 func (o *Options) setDefaults() {
 	def := func(s *string, v string) {
@@ -152,10 +156,10 @@ func splitList(s string) []string {
 	return out
 }
 
-// AddToManager adds the certificate machinery to mgr: the Rotator (leader only,
-// unless DisableRotation) and a Watcher (every replica), and a readyz check that
-// fails until this replica has a certificate to serve. Give the returned Watcher to
-// the TLS servers.
+// AddToManager adds the certificate machinery to mgr: the Rotator (leader only; with
+// DisableRotation it keeps only the agentlet CA) and a Watcher (every replica), and a
+// readyz check that fails until this replica has a certificate to serve. Give the
+// returned Watcher to the TLS servers and the agentlet clients.
 func AddToManager(mgr manager.Manager, opts Options) (*Watcher, error) {
 	opts.setDefaults()
 	kube, err := kubernetes.NewForConfig(mgr.GetConfig())
@@ -163,25 +167,34 @@ func AddToManager(mgr manager.Manager, opts Options) (*Watcher, error) {
 		return nil, fmt.Errorf("building Kubernetes client: %w", err)
 	}
 	watcher := NewWatcher(kube, opts.Namespace, opts.SecretName)
+	return watcher, AddWatcherToManager(mgr, opts, watcher)
+}
+
+// AddWatcherToManager is AddToManager with a Watcher made beforehand by NewWatcher
+// for the same Secret, for callers that hand it to the manager's controllers (which
+// issue and verify agentlet certificates) before the manager exists.
+func AddWatcherToManager(mgr manager.Manager, opts Options, watcher *Watcher) error {
+	opts.setDefaults()
+	kube, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return fmt.Errorf("building Kubernetes client: %w", err)
+	}
 	if err := mgr.Add(watcher); err != nil {
-		return nil, fmt.Errorf("adding certificate watcher: %w", err)
+		return fmt.Errorf("adding certificate watcher: %w", err)
 	}
 	if err := mgr.AddReadyzCheck("serving-certificate", watcher.Checker); err != nil {
-		return nil, fmt.Errorf("adding serving-certificate readyz check: %w", err)
-	}
-	if opts.DisableRotation {
-		return watcher, nil
+		return fmt.Errorf("adding serving-certificate readyz check: %w", err)
 	}
 	aggregator, err := aggregatorclient.NewForConfig(mgr.GetConfig())
 	if err != nil {
-		return nil, fmt.Errorf("building aggregator client: %w", err)
+		return fmt.Errorf("building aggregator client: %w", err)
 	}
 	rotator, err := NewRotator(kube, aggregator, opts)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := mgr.Add(rotator); err != nil {
-		return nil, fmt.Errorf("adding certificate rotator: %w", err)
+		return fmt.Errorf("adding certificate rotator: %w", err)
 	}
-	return watcher, nil
+	return nil
 }

@@ -85,6 +85,17 @@ type Step struct {
 // function of its inputs apart from key generation, so the whole rotation can be
 // exercised with a moved clock.
 func (p Policy) Plan(now time.Time, current *State) (*Step, error) {
+	return p.plan(now, current, true)
+}
+
+// PlanCA is Plan for a CA lineage without a serving certificate of its own (the
+// agentlet CA, whose leaves the Agent controller issues): the same stage, promote and
+// retire steps; Hosts, ServingLifetime and ServingRenewBefore are not used.
+func (p Policy) PlanCA(now time.Time, current *State) (*Step, error) {
+	return p.plan(now, current, false)
+}
+
+func (p Policy) plan(now time.Time, current *State, serving bool) (*Step, error) {
 	s := &State{
 		CA:               current.CA,
 		Serving:          current.Serving,
@@ -146,6 +157,8 @@ func (p Policy) Plan(now time.Time, current *State) (*Step, error) {
 	// due (unless the CA's own expiry is what caps it; the CA rotation fixes that).
 	servingNotAfter := minTime(now.Add(p.ServingLifetime), s.CA.Cert.NotAfter)
 	switch {
+	case !serving:
+		s.Serving = nil
 	case s.Serving == nil:
 		act("issuing serving certificate")
 	case !signedBy(s.Serving.Cert, s.CA.Cert, now):
@@ -158,7 +171,7 @@ func (p Policy) Plan(now time.Time, current *State) (*Step, error) {
 		act("serving certificate %s is due for renewal", describe(s.Serving.Cert))
 		s.Serving = nil
 	}
-	if s.Serving == nil {
+	if serving && s.Serving == nil {
 		kp, err := p.issueServing(s.CA, now, servingNotAfter)
 		if err != nil {
 			return nil, err
@@ -195,8 +208,10 @@ func (p Policy) nextCheck(now time.Time, s *State) time.Time {
 	} else if !s.NextTrustedSince.IsZero() {
 		consider(s.NextTrustedSince.Add(p.PropagationDelay))
 	}
-	if due := p.servingDue(s.Serving.Cert); due.After(now) {
-		consider(due)
+	if s.Serving != nil {
+		if due := p.servingDue(s.Serving.Cert); due.After(now) {
+			consider(due)
+		}
 	}
 	for _, c := range s.Previous {
 		consider(c.NotAfter)

@@ -45,7 +45,10 @@ type Rotator struct {
 	mutatingConfigs       []string
 	apiServices           []string
 	policy                Policy
-	resync                time.Duration
+	// serving is false with Options.DisableRotation: something else writes the
+	// serving certificate and injects its CA; only the agentlet CA is kept here.
+	serving bool
+	resync  time.Duration
 
 	kube       kubernetes.Interface
 	aggregator aggregatorclient.Interface
@@ -71,6 +74,7 @@ func NewRotator(kube kubernetes.Interface, aggregator aggregatorclient.Interface
 		mutatingConfigs: opts.MutatingWebhookConfigurations,
 		apiServices:     opts.APIServices,
 		policy:          policy,
+		serving:         !opts.DisableRotation,
 		resync:          opts.ResyncPeriod,
 		kube:            kube,
 		aggregator:      aggregator,
@@ -133,7 +137,10 @@ func (r *Rotator) Start(ctx context.Context) error {
 	defer cluster.Shutdown()
 	defer aggregated.Shutdown()
 
-	r.log.Info("Starting certificate rotator", "secret", r.namespace+"/"+r.secretName,
+	if !r.serving {
+		r.webhookConfigs, r.mutatingConfigs, r.apiServices = nil, nil, nil
+	}
+	r.log.Info("Starting certificate rotator", "secret", r.namespace+"/"+r.secretName, "servingCertificate", r.serving,
 		"webhookConfigurations", r.webhookConfigs, "mutatingWebhookConfigurations", r.mutatingConfigs, "apiServices", r.apiServices)
 	r.queue.Add(syncKey)
 	go func() {
@@ -183,36 +190,19 @@ func (r *Rotator) Sync(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	now := r.now()
-	step, err := r.policy.Plan(now, ParseState(secret.Data, secret.Annotations))
+	next := r.now().Add(r.resync)
+	if r.serving {
+		if secret, next, err = r.syncServing(ctx, secret); err != nil {
+			return 0, err
+		}
+	}
+	agentletNext, err := r.syncAgentletCA(ctx, secret)
 	if err != nil {
 		return 0, err
 	}
-	state := step.State
-	if step.Changed {
-		if secret, err = r.writeSecret(ctx, secret, state); err != nil {
-			return 0, err
-		}
-		r.log.Info("Updated certificates", "secret", r.namespace+"/"+r.secretName, "actions", step.Actions)
+	if agentletNext.Before(next) {
+		next = agentletNext
 	}
-
-	if err := r.inject(ctx, state.TrustBundle()); err != nil {
-		return 0, err
-	}
-
-	next := step.NextCheck
-	if state.Next != nil && state.NextTrustedSince.IsZero() {
-		// The staged CA is now in every bundle: start the propagation clock. The time is
-		// taken after the injection, so the delay is measured from the slowest target.
-		state.NextTrustedSince = r.now()
-		if _, err := r.writeSecret(ctx, secret, state); err != nil {
-			return 0, err
-		}
-		r.log.Info("Staged CA injected into every target; promoting after the propagation delay",
-			"ca", describe(state.Next.Cert), "delay", r.policy.PropagationDelay)
-		next = state.NextTrustedSince.Add(r.policy.PropagationDelay)
-	}
-	certificateNotAfter.WithLabelValues("ca").Set(float64(state.CA.Cert.NotAfter.Unix()))
 
 	wait := next.Sub(r.now())
 	if wait < 0 {
@@ -222,6 +212,68 @@ func (r *Rotator) Sync(ctx context.Context) (time.Duration, error) {
 		wait = r.resync
 	}
 	return wait, nil
+}
+
+// syncServing keeps the serving CA and certificate and injects the bundle.
+func (r *Rotator) syncServing(ctx context.Context, secret *corev1.Secret) (*corev1.Secret, time.Time, error) {
+	now := r.now()
+	step, err := r.policy.Plan(now, ParseState(secret.Data, secret.Annotations))
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	state := step.State
+	if step.Changed {
+		if secret, err = r.writeSecret(ctx, secret, servingKeys, state); err != nil {
+			return nil, time.Time{}, err
+		}
+		r.log.Info("Updated certificates", "secret", r.namespace+"/"+r.secretName, "actions", step.Actions)
+	}
+
+	if err := r.inject(ctx, state.TrustBundle()); err != nil {
+		return nil, time.Time{}, err
+	}
+
+	next := step.NextCheck
+	if state.Next != nil && state.NextTrustedSince.IsZero() {
+		// The staged CA is now in every bundle: start the propagation clock. The time is
+		// taken after the injection, so the delay is measured from the slowest target.
+		state.NextTrustedSince = r.now()
+		if secret, err = r.writeSecret(ctx, secret, servingKeys, state); err != nil {
+			return nil, time.Time{}, err
+		}
+		r.log.Info("Staged CA injected into every target; promoting after the propagation delay",
+			"ca", describe(state.Next.Cert), "delay", r.policy.PropagationDelay)
+		next = state.NextTrustedSince.Add(r.policy.PropagationDelay)
+	}
+	certificateNotAfter.WithLabelValues("ca").Set(float64(state.CA.Cert.NotAfter.Unix()))
+	return secret, next, nil
+}
+
+// syncAgentletCA keeps the agentlet CA. Its only trusting parties are the manager's
+// own agentlet clients, which read the bundle from this Secret: a staged agentlet CA
+// is trusted as soon as it is written, and promoted PropagationDelay later (the time
+// every replica's informer needs to see it).
+func (r *Rotator) syncAgentletCA(ctx context.Context, secret *corev1.Secret) (time.Time, error) {
+	now := r.now()
+	step, err := r.policy.PlanCA(now, ParseAgentletState(secret.Data, secret.Annotations))
+	if err != nil {
+		return time.Time{}, err
+	}
+	state := step.State
+	next := step.NextCheck
+	if state.Next != nil && state.NextTrustedSince.IsZero() {
+		state.NextTrustedSince = now
+		step.Changed = true
+		next = now.Add(r.policy.PropagationDelay)
+	}
+	if step.Changed {
+		if _, err := r.writeSecret(ctx, secret, agentletKeys, state); err != nil {
+			return time.Time{}, err
+		}
+		r.log.Info("Updated the agentlet CA", "secret", r.namespace+"/"+r.secretName, "actions", step.Actions)
+	}
+	certificateNotAfter.WithLabelValues("agentlet-ca").Set(float64(state.CA.Cert.NotAfter.Unix()))
+	return next, nil
 }
 
 func (r *Rotator) getOrCreateSecret(ctx context.Context) (*corev1.Secret, error) {
@@ -249,24 +301,23 @@ func (r *Rotator) getOrCreateSecret(ctx context.Context) (*corev1.Secret, error)
 // writeSecret replaces the Secret's certificate data with state. The update carries
 // the resourceVersion that was read, so two writers never silently overwrite each
 // other.
-func (r *Rotator) writeSecret(ctx context.Context, secret *corev1.Secret, state *State) (*corev1.Secret, error) {
+func (r *Rotator) writeSecret(ctx context.Context, secret *corev1.Secret, keys keySet, state *State) (*corev1.Secret, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	updated := secret.DeepCopy()
 	if updated.Data == nil {
 		updated.Data = map[string][]byte{}
 	}
-	for _, k := range []string{SecretKeyCACert, SecretKeyCAKey, SecretKeyServingCert, SecretKeyServingKey,
-		SecretKeyNextCACert, SecretKeyNextCAKey, SecretKeyPreviousCACerts, SecretKeyCABundle} {
+	for _, k := range keys.all() {
 		delete(updated.Data, k)
 	}
-	for k, v := range state.Data() {
+	for k, v := range state.data(keys) {
 		updated.Data[k] = v
 	}
 	if state.Next != nil && !state.NextTrustedSince.IsZero() {
-		metav1.SetMetaDataAnnotation(&updated.ObjectMeta, AnnotationNextCATrustedSince, state.NextTrustedSince.UTC().Format(time.RFC3339Nano))
+		metav1.SetMetaDataAnnotation(&updated.ObjectMeta, keys.trustedSince, state.NextTrustedSince.UTC().Format(time.RFC3339Nano))
 	} else {
-		delete(updated.Annotations, AnnotationNextCATrustedSince)
+		delete(updated.Annotations, keys.trustedSince)
 	}
 	out, err := r.kube.CoreV1().Secrets(r.namespace).Update(ctx, updated, metav1.UpdateOptions{FieldManager: FieldManager})
 	if err != nil {

@@ -39,12 +39,14 @@ type Watcher struct {
 	kube            kubernetes.Interface
 	log             logr.Logger
 
-	current atomic.Pointer[servingCert]
+	current  atomic.Pointer[servingCert]
+	agentlet atomic.Pointer[agentletCA]
 
-	mu        sync.Mutex
-	listeners []dynamiccertificates.Listener
-	loaded    chan struct{}
-	loadOnce  sync.Once
+	mu                sync.Mutex
+	listeners         []dynamiccertificates.Listener
+	agentletListeners []chan struct{}
+	loaded            chan struct{}
+	loadOnce          sync.Once
 }
 
 type servingCert struct {
@@ -98,6 +100,7 @@ func (w *Watcher) update(obj any) {
 	if !ok {
 		return
 	}
+	w.updateAgentletCA(secret)
 	certPEM, keyPEM := secret.Data[SecretKeyServingCert], secret.Data[SecretKeyServingKey]
 	if len(certPEM) == 0 && len(keyPEM) == 0 {
 		return // not bootstrapped yet

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	agentletclient "github.com/exo-in-go/exo/pkg/agentlet/client"
+	"github.com/exo-in-go/exo/pkg/agentlet/endpoint"
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
 	"github.com/exo-in-go/exo/pkg/tunnel"
 )
@@ -22,28 +23,30 @@ type RunOutput interface {
 	FollowRunOutput(ctx context.Context, agent *agentkubev1alpha1.Agent, runID string) (io.ReadCloser, error)
 }
 
-// Locator finds an Agent's agentlet and the token it accepts; the aggregated
-// API's pkg/registry/agent.PodLocator is one.
+// Locator finds an Agent's agentlet, the token it accepts and, when it serves
+// TLS, the transport that verifies it; the aggregated API's
+// pkg/registry/agent.PodLocator is one.
 type Locator interface {
-	Locate(ctx context.Context, agent *agentkubev1alpha1.Agent) (baseURL, token string, err error)
+	Locate(ctx context.Context, agent *agentkubev1alpha1.Agent) (endpoint.Endpoint, error)
 }
 
 // AgentletOutput is the RunOutput of a real cluster: it reaches the agentlet
 // as the aggregated API's agents/log does, with the Agent's own token.
 type AgentletOutput struct {
 	Locator Locator
-	// HTTPClient must not set a Timeout, which would cut a followed stream;
-	// nil uses http.DefaultClient.
+	// HTTPClient reaches plain-HTTP agentlets (https ones come with their own
+	// verifying transport from the Locator). It must not set a Timeout, which
+	// would cut a followed stream; nil uses http.DefaultClient.
 	HTTPClient *http.Client
 }
 
 // FollowRunOutput implements RunOutput.
 func (o AgentletOutput) FollowRunOutput(ctx context.Context, agent *agentkubev1alpha1.Agent, runID string) (io.ReadCloser, error) {
-	base, token, err := o.Locator.Locate(ctx, agent)
+	ep, err := o.Locator.Locate(ctx, agent)
 	if err != nil {
 		return nil, err
 	}
-	c, err := agentletclient.New(base, token, o.HTTPClient)
+	c, err := ep.Client(o.HTTPClient)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -30,6 +31,8 @@ import (
 
 	"github.com/exo-in-go/exo/pkg/agentlet"
 	agentletconfig "github.com/exo-in-go/exo/pkg/agentlet/config"
+	"github.com/exo-in-go/exo/pkg/agentlet/endpoint"
+	"github.com/exo-in-go/exo/pkg/certs"
 	"github.com/exo-in-go/exo/pkg/controllers/agent"
 	"github.com/exo-in-go/exo/test/framework"
 )
@@ -64,17 +67,29 @@ func TestMain(m *testing.M) {
 
 // testResolver maps Agent pods to the agentlets the fake kubelets started,
 // by pod UID: the one piece of the production path a node-less test
-// replaces (production reaches the pod IP).
+// replaces (production reaches the pod IP). Scheme and certificate name
+// still come from the pod spec, as in production.
 var testResolver = &uidResolver{}
 
-type uidResolver struct{ urls sync.Map }
+type uidResolver struct{ addrs sync.Map }
 
-func (r *uidResolver) AgentletURL(_ context.Context, pod *corev1.Pod) (string, error) {
-	if u, ok := r.urls.Load(pod.UID); ok {
+func (r *uidResolver) AgentletAddress(_ context.Context, pod *corev1.Pod) (string, error) {
+	if u, ok := r.addrs.Load(pod.UID); ok {
 		return u.(string), nil
 	}
 	return "", fmt.Errorf("no agentlet runs for pod %s", pod.Name)
 }
+
+// testAgentletCA issues the agentlets' certificates in these tests: the Agent
+// controller writes each Agent's <agent>-agentlet-tls Secret from it, the fake
+// kubelet mounts that Secret, and the AgentRun controller verifies against it.
+var testAgentletCA = func() certs.StaticAgentletAuthority {
+	ca, err := certs.NewCA("agentlet-test-ca", 24*time.Hour)
+	if err != nil {
+		panic(err)
+	}
+	return certs.StaticAgentletAuthority{CA: ca}
+}()
 
 type testManager struct {
 	*Manager
@@ -95,7 +110,8 @@ func startManager(t testing.TB, cfg *rest.Config, mutate func(*Options)) *testMa
 	o.KubeAPIQPS, o.KubeAPIBurst = 200, 400
 	o.RunPollInterval = time.Second
 	o.GracefulShutdownTimeout = 10 * time.Second
-	o.AgentletResolver = testResolver
+	o.AgentletAddresser = testResolver
+	o.AgentletCA = testAgentletCA
 	if mutate != nil {
 		mutate(&o)
 	}
@@ -234,6 +250,9 @@ func (k *fakeKubelet) startAgentlet(pod *corev1.Pod) error {
 		return err
 	}
 	cfg.DataDir, cfg.WorkDir = dir, dir
+	if err := k.mountTLS(ctx, pod, dir, &cfg); err != nil {
+		return err
+	}
 	cfg.KillGracePeriod = 500 * time.Millisecond
 	a, err := agentlet.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -252,7 +271,7 @@ func (k *fakeKubelet) startAgentlet(pod *corev1.Pod) error {
 	k.mu.Lock()
 	k.agentlets[pod.UID] = ra
 	k.mu.Unlock()
-	testResolver.urls.Store(pod.UID, "http://"+ln.Addr().String())
+	testResolver.addrs.Store(pod.UID, ln.Addr().String())
 
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := k.kube.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
@@ -318,6 +337,37 @@ func (k *fakeKubelet) resolve(ctx context.Context, e corev1.EnvVar) (string, err
 		return cm.Data[ref.Key], nil
 	}
 	return "", fmt.Errorf("env %s: unsupported source", e.Name)
+}
+
+// mountTLS plays the kubelet's Secret volume for the agentlet's certificate:
+// the files the pod's env names under the volume's mount path are written
+// from the Secret the Agent controller issued.
+func (k *fakeKubelet) mountTLS(ctx context.Context, pod *corev1.Pod, dir string, cfg *agentletconfig.Config) error {
+	if cfg.TLSCertFile == "" {
+		return nil
+	}
+	var secretName string
+	for _, v := range pod.Spec.Volumes {
+		if v.Name == endpoint.TLSVolume && v.Secret != nil {
+			secretName = v.Secret.SecretName
+		}
+	}
+	s, err := k.kube.CoreV1().Secrets(pod.Namespace).Get(ctx, secretName, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("agentlet TLS volume: %w", err)
+	}
+	tlsDir := filepath.Join(dir, "tls")
+	if err := os.MkdirAll(tlsDir, 0o700); err != nil {
+		return err
+	}
+	for _, f := range []*string{&cfg.TLSCertFile, &cfg.TLSKeyFile} {
+		key := strings.TrimPrefix(*f, endpoint.TLSMountPath+"/")
+		*f = filepath.Join(tlsDir, key)
+		if err := os.WriteFile(*f, s.Data[key], 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func ptrBool(b bool) *bool { return &b }

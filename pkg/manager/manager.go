@@ -174,11 +174,15 @@ func New(restConfig *rest.Config, o Options) (*Manager, error) {
 		return nil, err
 	}
 	c, reader := mgr.GetClient(), mgr.GetAPIReader()
+	var agentletBundle func() []byte
+	if o.AgentletCA != nil {
+		agentletBundle = func() []byte { _, bundle := o.AgentletCA.AgentletCA(); return bundle }
+	}
 	setups := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&agent.Reconciler{Client: c, APIReader: reader, Scheme: scheme, Recorder: mgr.GetEventRecorder(agent.Name),
-			Images: o.Images, MaxConcurrentReconciles: o.MaxConcurrentReconciles},
+			Images: o.Images, AgentletCA: o.AgentletCA, MaxConcurrentReconciles: o.MaxConcurrentReconciles},
 		&agentrun.Reconciler{Client: c, APIReader: reader, Scheme: scheme, Recorder: mgr.GetEventRecorder(agentrun.Name),
-			Resolver: o.AgentletResolver, PollInterval: o.RunPollInterval, MaxConcurrentReconciles: o.MaxConcurrentReconciles},
+			Addresser: o.AgentletAddresser, AgentletBundle: agentletBundle, PollInterval: o.RunPollInterval, MaxConcurrentReconciles: o.MaxConcurrentReconciles},
 		&schedule.Reconciler{Client: c, Scheme: scheme, Recorder: mgr.GetEventRecorder(schedule.Name),
 			Clock: clk, StartingDeadline: o.ScheduleStartingDeadline},
 		&tool.Reconciler{Client: c, APIReader: reader, Scheme: scheme, Recorder: mgr.GetEventRecorder(tool.Name), Images: o.Images, Clock: clk},

@@ -7,7 +7,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/exo-in-go/exo/pkg/controllers/agentrun"
+	"github.com/exo-in-go/exo/pkg/agentlet/endpoint"
+	"github.com/exo-in-go/exo/pkg/certs"
 	"github.com/exo-in-go/exo/pkg/runtimes"
 	"k8s.io/utils/clock"
 )
@@ -56,9 +57,14 @@ type Options struct {
 	// one. The real clock when nil. Run timeouts always use the real clock:
 	// the agentlet enforces them in real time.
 	Clock clock.WithDelayedExecution
-	// AgentletResolver finds the agentlet of an Agent pod (pod IP and the
+	// AgentletAddresser finds the agentlet of an Agent pod (pod IP and the
 	// "agentlet" port when nil).
-	AgentletResolver agentrun.AgentletResolver
+	AgentletAddresser endpoint.Addresser
+	// AgentletCA issues the agentlets' certificates and is the trust bundle
+	// the AgentRun controller verifies them with (a certs.Watcher). Nil:
+	// agentlets serve plain HTTP (tests of other things, and a manager
+	// without certificates).
+	AgentletCA certs.AgentletAuthority
 	// GracefulShutdownTimeout bounds how long stopping waits for runnables.
 	GracefulShutdownTimeout time.Duration
 }

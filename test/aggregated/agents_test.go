@@ -18,7 +18,6 @@ import (
 
 	"github.com/exo-in-go/exo/pkg/agentlet"
 	agentletapi "github.com/exo-in-go/exo/pkg/agentlet/api"
-	agentletclient "github.com/exo-in-go/exo/pkg/agentlet/client"
 	agentletconfig "github.com/exo-in-go/exo/pkg/agentlet/config"
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
 	agentregistry "github.com/exo-in-go/exo/pkg/registry/agent"
@@ -215,11 +214,11 @@ func execute(ctx context.Context, locator agentregistry.Locator, run *agentkubev
 	if err != nil || agent.Spec.Command == nil {
 		return false
 	}
-	baseURL, token, err := locator.Locate(ctx, agent)
+	ep, err := locator.Locate(ctx, agent)
 	if err != nil {
 		return false
 	}
-	client, err := agentletclient.New(baseURL, token, nil)
+	client, err := ep.Client(nil)
 	if err != nil {
 		return false
 	}

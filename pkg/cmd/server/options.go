@@ -78,6 +78,9 @@ type Options struct {
 	// TokenSecretName names an Agent's agentlet token Secret for the default PodLocator;
 	// agentregistry.DefaultTokenSecretName when nil.
 	TokenSecretName func(agentName string) string
+	// AgentletBundle returns the agentlet CA bundle for the default PodLocator, which
+	// verifies agentlets serving TLS against it (certs.Watcher.AgentletCA).
+	AgentletBundle func() []byte
 }
 
 // NewOptions returns the defaults: port 8082, delegated authentication with the front-proxy

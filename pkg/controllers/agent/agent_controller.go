@@ -12,6 +12,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -31,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
+	"github.com/exo-in-go/exo/pkg/certs"
 	"github.com/exo-in-go/exo/pkg/controllers/ctrlutil"
 	"github.com/exo-in-go/exo/pkg/controllers/index"
 	"github.com/exo-in-go/exo/pkg/runtimes"
@@ -73,6 +75,13 @@ type Reconciler struct {
 	Scheme    *runtime.Scheme
 	Recorder  recorder.EventRecorder
 	Images    runtimes.Images
+	// AgentletCA issues each Agent's agentlet certificate (Secret
+	// <agent>-agentlet-tls); the pod mounts it and its agentlet serves TLS
+	// only. Nil: agentlets serve plain HTTP.
+	AgentletCA certs.AgentletAuthority
+	// AgentletCertificateLifetime of the issued certificates
+	// (certs.AgentletCertificateLifetime when zero).
+	AgentletCertificateLifetime time.Duration
 	// MaxConcurrentReconciles bounds parallel reconciles (default 4).
 	MaxConcurrentReconciles int
 }
@@ -81,7 +90,7 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=agentkube.io,resources=agents/status,verbs=get;patch;update
 // +kubebuilder:rbac:groups=agentkube.io,resources=agentruns;tools,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -91,7 +100,13 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if n <= 0 {
 		n = 4
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.AgentletCA != nil {
+		if changes := r.AgentletCA.AgentletCAChanges(); changes != nil {
+			b = b.WatchesRawSource(r.agentletCAChanges(changes))
+		}
+	}
+	return b.
 		Named(Name).
 		For(&agentkubev1alpha1.Agent{}).
 		Owns(&corev1.Pod{}).
@@ -149,6 +164,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.ensureTokenSecret(ctx, &agent); err != nil {
 		return ctrl.Result{}, err
 	}
+	tlsSecret := ""
+	var renewIn time.Duration
+	if r.AgentletCA != nil {
+		var err error
+		if renewIn, err = r.ensureTLSSecret(ctx, &agent); err != nil {
+			return ctrl.Result{}, err
+		}
+		tlsSecret = TLSSecretName(agent.Name)
+	}
 	status.Tools = r.resolveTools(ctx, &agent)
 
 	var cfgErr *configError
@@ -166,7 +190,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 	var desired *corev1.Pod
 	if cfgErr == nil {
-		desired = buildPod(podInputs{Agent: &agent, RuntimeImage: image, Images: r.Images})
+		desired = buildPod(podInputs{Agent: &agent, RuntimeImage: image, Images: r.Images, TLSSecret: tlsSecret})
 		desired.Annotations = map[string]string{ctrlutil.AnnotationSpecHash: ctrlutil.Hash(desired.Spec)}
 		if err := controllerutil.SetControllerReference(&agent, desired, r.Scheme); err != nil {
 			return ctrl.Result{}, fmt.Errorf("set owner of pod: %w", err)
@@ -232,7 +256,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			logger.V(1).Info("Agent phase changed", "from", orig.Status.Phase, "to", status.Phase)
 		}
 	}
-	return ctrl.Result{}, nil
+	// Back when the agentlet certificate is due.
+	return ctrl.Result{RequeueAfter: renewIn}, nil
 }
 
 // ensureTokenSecret creates the Secret with the agentlet's API token once.

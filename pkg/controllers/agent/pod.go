@@ -9,6 +9,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	agentletconfig "github.com/exo-in-go/exo/pkg/agentlet/config"
+	"github.com/exo-in-go/exo/pkg/agentlet/endpoint"
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
 	"github.com/exo-in-go/exo/pkg/controllers/ctrlutil"
 	"github.com/exo-in-go/exo/pkg/runtimes"
@@ -42,6 +43,8 @@ type podInputs struct {
 	Agent        *agentkubev1alpha1.Agent
 	RuntimeImage string
 	Images       runtimes.Images
+	// TLSSecret names the agentlet's certificate Secret; empty: plain HTTP.
+	TLSSecret string
 }
 
 // buildPod returns the desired pod, without owner reference.
@@ -128,6 +131,29 @@ func buildPod(in podInputs) *corev1.Pod {
 	}
 	workspaceMount := corev1.VolumeMount{Name: workspaceVolume, MountPath: workspacePath}
 
+	var probeScheme corev1.URIScheme // the default, HTTP; left unset so plain pods keep their spec hash
+	agentletMounts := []corev1.VolumeMount{workspaceMount, {Name: dataVolume, MountPath: dataPath}}
+	volumes := []corev1.Volume{
+		{Name: workspaceVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: dataVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+	if in.TLSSecret != "" {
+		// The agentlet serves TLS only, with the certificate of the Agent's name;
+		// it reloads the pair when the kubelet refreshes the volume after a renewal.
+		// Only the agentlet container mounts it. The pod spec, which only the
+		// manager may change, is what tells clients to use TLS
+		// (pkg/agentlet/endpoint.ServesTLS).
+		agentletEnv = append(agentletEnv,
+			corev1.EnvVar{Name: agentletconfig.EnvTLSCertFile, Value: endpoint.TLSMountPath + "/" + corev1.TLSCertKey},
+			corev1.EnvVar{Name: agentletconfig.EnvTLSKeyFile, Value: endpoint.TLSMountPath + "/" + corev1.TLSPrivateKeyKey},
+		)
+		agentletMounts = append(agentletMounts, corev1.VolumeMount{Name: endpoint.TLSVolume, MountPath: endpoint.TLSMountPath, ReadOnly: true})
+		volumes = append(volumes, corev1.Volume{Name: endpoint.TLSVolume, VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{SecretName: in.TLSSecret},
+		}})
+		probeScheme = corev1.URISchemeHTTPS
+	}
+
 	agentlet := corev1.Container{
 		Name:            ContainerAgentlet,
 		Image:           in.Images.Agentlet(),
@@ -138,14 +164,11 @@ func buildPod(in podInputs) *corev1.Pod {
 		}},
 		ReadinessProbe: &corev1.Probe{
 			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-				Path: "/healthz", Port: intstr.FromString(agentletconfig.PortName),
+				Path: "/healthz", Port: intstr.FromString(agentletconfig.PortName), Scheme: probeScheme,
 			}},
 			PeriodSeconds: 5,
 		},
-		VolumeMounts: []corev1.VolumeMount{
-			workspaceMount,
-			{Name: dataVolume, MountPath: dataPath},
-		},
+		VolumeMounts:    agentletMounts,
 		SecurityContext: securityContext,
 	}
 	runtime := corev1.Container{
@@ -182,10 +205,7 @@ func buildPod(in podInputs) *corev1.Pod {
 			// Service links would add every Service of the namespace to the
 			// runtime's environment.
 			EnableServiceLinks: ptr.To(false),
-			Volumes: []corev1.Volume{
-				{Name: workspaceVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-				{Name: dataVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-			},
+			Volumes:            volumes,
 		},
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"math"
 	"net/http"
 	"sort"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -34,6 +33,7 @@ import (
 
 	"github.com/exo-in-go/exo/pkg/agentlet/api"
 	agentletclient "github.com/exo-in-go/exo/pkg/agentlet/client"
+	"github.com/exo-in-go/exo/pkg/agentlet/endpoint"
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
 	"github.com/exo-in-go/exo/pkg/controllers/agent"
 	"github.com/exo-in-go/exo/pkg/controllers/ctrlutil"
@@ -85,10 +85,14 @@ type Reconciler struct {
 	Scheme    *runtime.Scheme
 	Recorder  recorder.EventRecorder
 	Clock     clock.PassiveClock
-	// Resolver finds the agentlet of a pod; PodIPResolver when nil.
-	Resolver AgentletResolver
-	// HTTPClient talks to agentlets; a client without timeout (followed
-	// output streams last as long as runs) when nil.
+	// Addresser finds the address of the agentlet in a pod; the pod IP and
+	// the port named "agentlet" when nil.
+	Addresser endpoint.Addresser
+	// AgentletBundle returns the agentlet CA bundle that agentlets serving
+	// TLS are verified against; without one they are not called.
+	AgentletBundle func() []byte
+	// HTTPClient talks to plain-HTTP agentlets; a client without timeout
+	// (followed output streams last as long as runs) when nil.
 	HTTPClient *http.Client
 	// PollInterval is how often a run in progress is checked (and its
 	// output tail copied into status) besides its output stream ending.
@@ -99,8 +103,8 @@ type Reconciler struct {
 	// MaxConcurrentReconciles bounds parallel reconciles (default 4).
 	MaxConcurrentReconciles int
 
-	watchers *watchers
-	tokens   sync.Map // token Secret UID → token
+	watchers  *watchers
+	agentlets *endpoint.Resolver
 }
 
 // +kubebuilder:rbac:groups=agentkube.io,resources=agentruns,verbs=get;list;watch;update;patch;delete
@@ -114,8 +118,27 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
-	if r.Resolver == nil {
-		r.Resolver = PodIPResolver{}
+	r.agentlets = &endpoint.Resolver{
+		Addresser: r.Addresser,
+		Bundle:    r.AgentletBundle,
+		Tokens: &endpoint.Tokens{
+			// The Secret is immutable, so its UID identifies the token: the
+			// UID comes from the metadata cache and the Secret itself is read
+			// once.
+			UID: func(ctx context.Context, namespace, name string) (types.UID, error) {
+				var meta metav1.PartialObjectMetadata
+				meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+				err := r.Client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &meta)
+				return meta.UID, err
+			},
+			Get: func(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+				var s corev1.Secret
+				err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s)
+				return &s, err
+			},
+			SecretName: agent.TokenSecretName,
+			Key:        agent.TokenSecretKey,
+		},
 	}
 	if r.HTTPClient == nil {
 		r.HTTPClient = &http.Client{Transport: http.DefaultTransport}
@@ -524,41 +547,14 @@ func (r *Reconciler) prune(ctx context.Context, namespace, agentName string) err
 }
 
 // agentletClient builds a client for the agentlet in pod, with the token from
-// the Agent's token Secret.
+// the Agent's token Secret, verifying the Agent's certificate when the pod
+// serves TLS.
 func (r *Reconciler) agentletClient(ctx context.Context, pod *corev1.Pod, ag *agentkubev1alpha1.Agent) (*agentletclient.Client, error) {
-	url, err := r.Resolver.AgentletURL(ctx, pod)
-	if err != nil {
-		return nil, fmt.Errorf("find the agentlet of pod %s: %w", pod.Name, err)
-	}
-	token, err := r.token(ctx, ag)
+	ep, err := r.agentlets.Resolve(ctx, ag.Name, pod)
 	if err != nil {
 		return nil, err
 	}
-	return agentletclient.New(url, token, r.HTTPClient)
-}
-
-func (r *Reconciler) token(ctx context.Context, ag *agentkubev1alpha1.Agent) (string, error) {
-	key := types.NamespacedName{Namespace: ag.Namespace, Name: agent.TokenSecretName(ag.Name)}
-	// The Secret is immutable, so its UID identifies the token: look the
-	// UID up in the metadata cache and read the Secret itself only once.
-	var meta metav1.PartialObjectMetadata
-	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	if err := r.Client.Get(ctx, key, &meta); err != nil {
-		return "", fmt.Errorf("agentlet token secret %s: %w", key.Name, err)
-	}
-	if t, ok := r.tokens.Load(meta.UID); ok {
-		return t.(string), nil
-	}
-	var s corev1.Secret
-	if err := r.APIReader.Get(ctx, key, &s); err != nil {
-		return "", fmt.Errorf("read agentlet token secret %s: %w", key.Name, err)
-	}
-	t := string(s.Data[agent.TokenSecretKey])
-	if t == "" {
-		return "", fmt.Errorf("agentlet token secret %s has no key %q", key.Name, agent.TokenSecretKey)
-	}
-	r.tokens.Store(s.UID, t)
-	return t, nil
+	return ep.Client(r.HTTPClient)
 }
 
 func podReady(pod *corev1.Pod) bool {

@@ -101,23 +101,27 @@ func (r *AttachREST) Connect(ctx context.Context, name string, options runtime.O
 	if err != nil {
 		return nil, err
 	}
-	baseURL, token, err := r.locator.Locate(ctx, agent)
+	ep, err := r.locator.Locate(ctx, agent)
 	if err != nil {
 		release()
 		return nil, err
 	}
-	location, err := url.Parse(baseURL)
+	token := ep.Token
+	location, err := url.Parse(ep.URL)
 	if err != nil {
 		release()
-		return nil, apierrors.NewInternalError(fmt.Errorf("agentlet base URL %q: %w", baseURL, err))
+		return nil, apierrors.NewInternalError(fmt.Errorf("agentlet base URL %q: %w", ep.URL, err))
 	}
 	// path.Join, not URL.JoinPath: the latter leaves "v1/attach" without its leading slash
 	// for a base URL without a path, and the request line would be malformed.
 	location.Path = path.Join("/", location.Path, agentletapi.PathAttach)
 
 	handler := &proxy.UpgradeAwareHandler{
-		Location:  location,
-		Transport: r.transport,
+		Location: location,
+		// An https agentlet is dialed with the endpoint's transport: TLS 1.3, the
+		// Agent's certificate name verified against the agentlet CA before the
+		// handshake carrying the token is written.
+		Transport: ep.RoundTripper(r.transport),
 		// Only an upgrade makes sense here; a plain GET is refused with 400.
 		UpgradeRequired: true,
 		// Redirects from a backend must never reach kube-apiserver (CVE-2018-1002105 lineage).

@@ -90,12 +90,12 @@ func (r *LogREST) Connect(ctx context.Context, name string, options runtime.Obje
 	if err != nil {
 		return nil, err
 	}
-	baseURL, token, err := r.locator.Locate(ctx, agent)
+	ep, err := r.locator.Locate(ctx, agent)
 	if err != nil {
 		release()
 		return nil, err
 	}
-	client, err := agentletclient.New(baseURL, token, r.httpClient)
+	client, err := ep.Client(r.httpClient)
 	if err != nil {
 		release()
 		return nil, apierrors.NewInternalError(err)

@@ -40,7 +40,13 @@ const (
 	gcUser          = "system:serviceaccount:kube-system:generic-garbage-collector"
 )
 
-var cluster *framework.Cluster
+var (
+	cluster *framework.Cluster
+	// certificates is the manager's certificate Watcher: the serving certificate of
+	// the webhook, and the agentlet CA (signer and bundle) that item 22 issues and
+	// verifies agentlet certificates with.
+	certificates *certs.Watcher
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -109,6 +115,7 @@ func startWebhook(ctx context.Context) (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
+	certificates = watcher
 	// Defaults otherwise: the manager's username, break-glass group and garbage
 	// collector users are the ones that ship.
 	if _, err := webhook.AddToManager(mgr, webhook.Options{Host: "127.0.0.1", Port: port, Certificates: watcher}); err != nil {
