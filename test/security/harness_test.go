@@ -9,7 +9,6 @@ package security_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -295,19 +294,6 @@ func (m *mailbox) wait(t *testing.T, addr, substr string) platformtest.Mail {
 	}
 }
 
-// count is how many messages to addr arrived so far.
-func (m *mailbox) count(addr string) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n := 0
-	for _, msg := range m.all {
-		if len(msg.To) == 1 && strings.EqualFold(msg.To[0], addr) {
-			n++
-		}
-	}
-	return n
-}
-
 var linkRE = regexp.MustCompile(`https?://\S+`)
 
 // token waits for a mail to addr linking to path and returns its token.
@@ -322,22 +308,4 @@ func (m *mailbox) token(t *testing.T, addr, path string) string {
 	}
 	t.Fatalf("no %s link in:\n%s", path, msg.Data)
 	return ""
-}
-
-// eventually retries fn until it succeeds or d passes.
-func eventually(t *testing.T, d time.Duration, fn func() error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	var err error
-	for {
-		if err = fn(); err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("after %s: %v", d, err)
-		case <-time.After(50 * time.Millisecond): // polling a condition of another process
-		}
-	}
 }

@@ -23,30 +23,29 @@ import (
 	"github.com/exo-in-go/exo/pkg/connect"
 	"github.com/exo-in-go/exo/pkg/connect/connecttest"
 	"github.com/exo-in-go/exo/pkg/platform/agentkube"
-	"github.com/exo-in-go/exo/pkg/platform/api"
+	"github.com/exo-in-go/exo/pkg/platform/app"
 	"github.com/exo-in-go/exo/pkg/platform/config"
-	"github.com/exo-in-go/exo/pkg/platform/live"
 	"github.com/exo-in-go/exo/pkg/platform/shell"
-	"github.com/exo-in-go/exo/pkg/platform/store"
 	"github.com/exo-in-go/exo/pkg/shellexec"
 )
 
-// platform is an in-process exo-app wired as cmd/exo-app wires it: the API
-// server, live events, the operator hub (/api/agentkube/connect) and the
-// shell endpoints reaching operators through the hub.
+// platform is an in-process exo-app as cmd/exo-app assembles it
+// (pkg/platform/app): the API server, live events, the operator hub
+// (/api/agentkube/connect) and the shell endpoints reaching operators
+// through the hub.
 type platform struct {
 	url     string
 	castDir string
-	srv     *api.Server
-	store   store.Store
+	app     *app.App
 	hub     *agentkube.Hub
 	shell   *shell.Handler
 	errc    chan error
 }
 
-// startPlatform starts exo-app with opts (Tunnels, CastDir and BaseURL are
-// filled in), asking operators for a heartbeat every heartbeat. It stops
-// when the test ends, after every session is gone.
+// startPlatform starts exo-app with opts as the shell's base options
+// (CastDir, BaseURL and the tunnels are filled in by the assembly), asking
+// operators for a heartbeat every heartbeat. It stops when the test ends,
+// after every session is gone.
 func startPlatform(t testing.TB, opts shell.Options, heartbeat time.Duration) *platform {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -71,49 +70,21 @@ func startPlatform(t testing.TB, opts shell.Options, heartbeat time.Duration) *p
 	if err != nil {
 		t.Fatal(err)
 	}
-	tunnelOpts, err := agentkube.OptionsFromEnv(getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p.store, err = store.Open(ctx, cfg.DatabaseDSN, log)
-	if err != nil {
+	if p.app, err = app.New(ctx, cfg, getenv, app.Options{Logger: log, Shell: opts}); err != nil {
 		t.Fatal(err)
 	}
-	events := live.NewHub(live.Options{})
-	p.srv, err = api.New(api.Options{Config: cfg, Store: live.PublishingStore(p.store, events), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tunnelOpts.Events = events
-	if p.hub, err = agentkube.Mount(p.srv, tunnelOpts); err != nil {
-		t.Fatal(err)
-	}
-	hub := p.hub
-	opts.CastDir, opts.BaseURL = cfg.CastStorageDir, cfg.BaseURL
-	opts.Tunnels = shell.TunnelsFunc(func(id string) (shell.Conn, bool) {
-		// As cmd/exo-app: never a typed nil in the interface.
-		if c, ok := hub.Conn(id); ok {
-			return c, true
-		}
-		return nil, false
-	})
-	if p.shell, err = shell.Mount(p.srv, opts); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.errc <- p.srv.Serve(ln) }()
+	p.hub, p.shell = p.app.Tunnels(), p.app.Shell()
+	go func() { p.errc <- p.app.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := p.srv.Shutdown(ctx); err != nil {
+		if err := p.app.Shutdown(ctx); err != nil {
 			t.Errorf("platform shutdown: %v", err)
 		}
 		<-p.errc
-		p.shell.Wait()
-		events.Close()
-		p.store.Close()
 	})
 	return p
 }

@@ -404,7 +404,7 @@ func TestSessionEnds(t *testing.T) {
 		tm.waitMsg("started")
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := f.p.srv.Shutdown(ctx); err != nil {
+		if err := f.p.app.Shutdown(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if exit := tm.waitMsg("exit"); exit["reason"] != shell.EndShutdown {

@@ -1,7 +1,7 @@
 // Package tunnel_test runs the operator tunnel end to end: a real
 // kube-apiserver (test/framework), the connector in a controller-runtime
-// manager, and a real exo-app (api.Server with the tunnel mounted) in
-// process, which the tests kill and restart on the same store.
+// manager, and a real exo-app (pkg/platform/app, as cmd/exo-app assembles
+// it) in process, which the tests kill and restart on the same store.
 package tunnel_test
 
 import (
@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -22,8 +21,7 @@ import (
 
 	"github.com/exo-in-go/exo/pkg/connect"
 	"github.com/exo-in-go/exo/pkg/connect/connecttest"
-	"github.com/exo-in-go/exo/pkg/platform/agentkube"
-	"github.com/exo-in-go/exo/pkg/platform/api"
+	"github.com/exo-in-go/exo/pkg/platform/app"
 	"github.com/exo-in-go/exo/pkg/platform/config"
 	"github.com/exo-in-go/exo/pkg/platform/platformtest"
 	"github.com/exo-in-go/exo/pkg/platform/store"
@@ -55,14 +53,14 @@ func TestMain(m *testing.M) {
 // connection closed at once, no close frames, like kill -9) and restarted
 // on the same address and store.
 type platform struct {
-	t     testing.TB
-	addr  string
-	store store.Store
-	cfg   *config.Config
-	opts  agentkube.Options
+	t      testing.TB
+	addr   string
+	store  store.Store
+	cfg    *config.Config
+	getenv func(string) string
 
 	mu     sync.Mutex
-	srv    *api.Server
+	srv    *app.App
 	ln     *trackingListener
 	served chan error
 }
@@ -87,17 +85,13 @@ func startPlatform(t testing.TB, extra map[string]string) *platform {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts, err := agentkube.OptionsFromEnv(getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	st, err := store.Open(ctx, cfg.DatabaseDSN, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &platform{t: t, addr: ln.Addr().String(), store: st, cfg: cfg, opts: opts}
+	p := &platform{t: t, addr: ln.Addr().String(), store: st, cfg: cfg, getenv: getenv}
 	p.serve(ln)
 	t.Cleanup(func() {
 		p.stop()
@@ -110,11 +104,10 @@ func (p *platform) url() string { return "http://" + p.addr }
 
 func (p *platform) serve(ln net.Listener) {
 	p.t.Helper()
-	srv, err := api.New(api.Options{Config: p.cfg, Store: p.store, Logger: slog.New(slog.DiscardHandler)})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := app.New(ctx, p.cfg, p.getenv, app.Options{Store: p.store})
 	if err != nil {
-		p.t.Fatal(err)
-	}
-	if _, err := agentkube.Mount(srv, p.opts); err != nil {
 		p.t.Fatal(err)
 	}
 	tl := &trackingListener{Listener: ln, conns: map[net.Conn]struct{}{}}

@@ -1,9 +1,9 @@
 // Package ui_test drives the embedded dashboard in a real Chromium
-// (chromedp) against a real exo-app (the API, the live event stream and the
-// operator tunnel) and a real cluster behind a real operator: the tunnel
-// connector started with the token the page showed, agentkube-manager's
-// controllers, and Agent pods on localnode running the real agentlet
-// (cluster_test.go). Screenshots of every page go to $EXO_UI_SCREENSHOTS
+// (chromedp) against a real exo-app (pkg/platform/app: the API, the live
+// event stream, the operator tunnel and the shell) and a real cluster behind
+// a real operator: the tunnel connector started with the token the page
+// showed, agentkube-manager's controllers, and Agent pods on localnode
+// running the real agentlet (cluster_test.go). Screenshots of every page go to $EXO_UI_SCREENSHOTS
 // (or a temporary directory printed in the log); any console error or
 // uncaught exception in the page fails the suite.
 package ui_test
@@ -22,20 +22,17 @@ import (
 
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
 	"github.com/exo-in-go/exo/pkg/connect"
-	"github.com/exo-in-go/exo/pkg/platform/agentkube"
-	"github.com/exo-in-go/exo/pkg/platform/api"
+	"github.com/exo-in-go/exo/pkg/platform/app"
 	"github.com/exo-in-go/exo/pkg/platform/config"
-	"github.com/exo-in-go/exo/pkg/platform/live"
 	"github.com/exo-in-go/exo/pkg/platform/platformtest"
-	"github.com/exo-in-go/exo/pkg/platform/store"
 	"github.com/exo-in-go/exo/test/browser"
 )
 
-// platform is exo-app wired like cmd/exo-app: SQLite store behind the
-// publishing wrapper, the API, the events endpoint and the tunnel.
+// platform is exo-app as cmd/exo-app assembles it (pkg/platform/app): the
+// API, the events endpoint, the operator tunnel and the shell, on SQLite.
 type platform struct {
 	url string
-	srv *api.Server
+	app *app.App
 }
 
 func startPlatform(t *testing.T) *platform {
@@ -45,41 +42,32 @@ func startPlatform(t *testing.T) *platform {
 		t.Fatal(err)
 	}
 	base := "http://" + ln.Addr().String()
-	env := map[string]string{"EXO_BASE_URL": base, "EXO_LOG_LEVEL": "warn", "EXO_CAST_STORAGE_DIR": t.TempDir(), "EXO_DEV_MODE": "true"}
-	cfg, err := config.Load(func(k string) string { return env[k] })
+	env := map[string]string{"EXO_BASE_URL": base, "EXO_LOG_LEVEL": "warn", "EXO_CAST_STORAGE_DIR": t.TempDir(), "EXO_DEV_MODE": "true",
+		"EXO_DATABASE_DSN": platformtest.DSN(t, "sqlite")}
+	getenv := func(k string) string { return env[k] }
+	cfg, err := config.Load(getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := store.Open(ctx, platformtest.DSN(t, "sqlite"), nil)
+	a, err := app.New(ctx, cfg, getenv, app.Options{})
 	if err != nil {
-		t.Fatal(err)
-	}
-	hub := live.NewHub(live.Options{})
-	srv, err := api.New(api.Options{Config: cfg, Store: live.PublishingStore(st, hub)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Handle("GET /api/v1/events", live.Handler(live.HandlerOptions{Hub: hub, Auth: srv, Draining: srv.Draining(), Logger: srv.Logger()}))
-	if _, err := agentkube.Mount(srv, agentkube.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- a.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
+		if err := a.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
 		if err := <-errc; err != nil {
 			t.Errorf("serve: %v", err)
 		}
-		hub.Close()
-		st.Close()
 	})
-	return &platform{url: base, srv: srv}
+	return &platform{url: base, app: a}
 }
 
 func TestDashboardEndToEnd(t *testing.T) {

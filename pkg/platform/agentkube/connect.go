@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/exo-in-go/exo/pkg/platform/live"
-	"github.com/exo-in-go/exo/pkg/platform/perm"
 	"math"
 	"net/http"
 	"strconv"
@@ -18,6 +16,9 @@ import (
 	"time"
 
 	"github.com/exo-in-go/exo/pkg/platform/auth"
+	"github.com/exo-in-go/exo/pkg/platform/httpapi"
+	"github.com/exo-in-go/exo/pkg/platform/live"
+	"github.com/exo-in-go/exo/pkg/platform/perm"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 	"github.com/exo-in-go/exo/pkg/tunnel"
 )
@@ -58,13 +59,13 @@ func (s *session) lastSeenTime() time.Time { return time.Unix(0, s.lastSeen.Load
 func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Origin") != "" {
 		// Browsers always send Origin on WebSockets; the operator never does.
-		writeError(w, http.StatusForbidden, "forbidden", "the operator tunnel does not accept browser connections")
+		httpapi.WriteError(w, http.StatusForbidden, "forbidden", "the operator tunnel does not accept browser connections")
 		return
 	}
 	tok, ok := bearer(r)
 	if !ok || !auth.ValidDeploymentTokenFormat(tok) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="exo"`)
-		writeError(w, http.StatusUnauthorized, "unauthorized", "missing or malformed deployment token")
+		httpapi.WriteError(w, http.StatusUnauthorized, "unauthorized", "missing or malformed deployment token")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
@@ -73,17 +74,17 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, store.ErrNotFound) {
 		// Unknown, rotated or deleted token: the same answer for all three.
 		w.Header().Set("WWW-Authenticate", `Bearer realm="exo"`)
-		writeError(w, http.StatusUnauthorized, "unauthorized", "invalid deployment token")
+		httpapi.WriteError(w, http.StatusUnauthorized, "unauthorized", "invalid deployment token")
 		return
 	} else if err != nil {
 		h.log.Error("authenticate deployment token", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "cannot verify the deployment token now")
+		httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", "cannot verify the deployment token now")
 		return
 	}
 	dep := h.deployment(d)
 	if wait := h.graceRemaining(dep, time.Now()); wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-		writeError(w, http.StatusConflict, "already_connected", "another connection with this deployment token is active")
+		httpapi.WriteError(w, http.StatusConflict, "already_connected", "another connection with this deployment token is active")
 		return
 	}
 	ws, err := h.upgrader.Upgrade(w, r, nil)

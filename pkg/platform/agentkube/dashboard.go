@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/exo-in-go/exo/pkg/platform/api"
+	"github.com/exo-in-go/exo/pkg/platform/httpapi"
 	"github.com/exo-in-go/exo/pkg/platform/perm"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 	"github.com/exo-in-go/exo/pkg/tunnel"
@@ -38,29 +38,22 @@ func (h *Hub) authed(permission string, next handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, status, msg := h.srv.Authenticate(r)
 		if p == nil {
-			code := map[int]string{http.StatusUnauthorized: "unauthorized", http.StatusForbidden: "forbidden"}[status]
-			if code == "" {
-				code = "internal"
-			}
-			if status == http.StatusUnauthorized {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="exo"`)
-			}
-			writeError(w, status, code, msg)
+			httpapi.WriteAuthError(w, status, msg)
 			return
 		}
 		if !p.Can(permission) {
-			writeError(w, http.StatusForbidden, "forbidden", "missing permission "+permission)
+			httpapi.WriteError(w, http.StatusForbidden, "forbidden", "missing permission "+permission)
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 		d, err := h.store.GetDeployment(ctx, p.TenantID, r.PathValue("id"))
 		cancel()
 		if errors.Is(err, store.ErrNotFound) {
-			writeError(w, http.StatusNotFound, "not_found", "deployment not found")
+			httpapi.WriteError(w, http.StatusNotFound, "not_found", "deployment not found")
 			return
 		} else if err != nil {
 			h.log.ErrorContext(r.Context(), "load deployment", "err", err)
-			writeError(w, http.StatusInternalServerError, "internal", "internal server error")
+			httpapi.WriteError(w, http.StatusInternalServerError, "internal", "internal server error")
 			return
 		}
 		next(w, r, p, d)
@@ -116,7 +109,7 @@ func (h *Hub) clusterView(d store.Deployment, kind string) ClusterView {
 }
 
 func (h *Hub) getCluster(w http.ResponseWriter, r *http.Request, _ *api.Principal, d store.Deployment) {
-	writeJSON(w, http.StatusOK, h.clusterView(d, r.URL.Query().Get("kind")))
+	httpapi.WriteJSON(w, http.StatusOK, h.clusterView(d, r.URL.Query().Get("kind")))
 }
 
 // AgentSummary is one item of GET /api/v1/deployments/{id}/agents.
@@ -162,7 +155,7 @@ func (h *Hub) listAgents(w http.ResponseWriter, r *http.Request, _ *api.Principa
 		}
 		items = append(items, s)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{
 		"deployment_id": d.ID, "status": v.Status, "connected": v.Connected, "synced": v.Synced,
 		"over_budget": v.OverBudget, "detail": v.Detail, "items": items,
 	})
@@ -176,7 +169,7 @@ type invokeRequest struct {
 
 func (h *Hub) invoke(w http.ResponseWriter, r *http.Request, p *api.Principal, d store.Deployment) {
 	var req invokeRequest
-	if !decodeJSON(w, r, &req) {
+	if !httpapi.DecodeJSONLimit(w, r, &req, maxRequestBody) {
 		return
 	}
 	timeout, ok := requestTimeout(w, req.TimeoutSeconds)
@@ -194,7 +187,7 @@ func (h *Hub) invoke(w http.ResponseWriter, r *http.Request, p *api.Principal, d
 			return
 		}
 		h.audit(r, p, d, "agent.invoke", ns+"/"+name, map[string]any{"run_name": res.RunName, "phase": res.Phase})
-		writeJSON(w, http.StatusOK, res)
+		httpapi.WriteJSON(w, http.StatusOK, res)
 		return
 	}
 	// Streamed: NDJSON lines {"type":"output","output":…} as the agent
@@ -263,7 +256,7 @@ func (h *Hub) ensurePod(w http.ResponseWriter, r *http.Request, p *api.Principal
 	var req struct {
 		TimeoutSeconds int `json:"timeout_seconds,omitempty"`
 	}
-	if r.ContentLength != 0 && !decodeJSON(w, r, &req) {
+	if r.ContentLength != 0 && !httpapi.DecodeJSONLimit(w, r, &req, maxRequestBody) {
 		return
 	}
 	timeout, ok := requestTimeout(w, req.TimeoutSeconds)
@@ -276,7 +269,7 @@ func (h *Hub) ensurePod(w http.ResponseWriter, r *http.Request, p *api.Principal
 	if !h.requestError(w, r, err, res.Error) {
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpapi.WriteJSON(w, http.StatusOK, res)
 }
 
 func requestTimeout(w http.ResponseWriter, seconds int) (time.Duration, bool) {
@@ -285,7 +278,7 @@ func requestTimeout(w http.ResponseWriter, seconds int) (time.Duration, bool) {
 	}
 	t := time.Duration(seconds) * time.Second
 	if seconds < 0 || t > maxInvokeTimeout {
-		writeError(w, http.StatusBadRequest, "invalid_timeout", "timeout_seconds must be between 1 and 3600")
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_timeout", "timeout_seconds must be between 1 and 3600")
 		return 0, false
 	}
 	return t, true
@@ -298,7 +291,7 @@ func (h *Hub) requestError(w http.ResponseWriter, r *http.Request, err error, re
 	if status == 0 {
 		return true
 	}
-	writeError(w, status, code, msg)
+	httpapi.WriteError(w, status, code, msg)
 	return false
 }
 
@@ -348,29 +341,3 @@ func timePtr(t time.Time) *time.Time {
 	}
 	return &t
 }
-
-// decodeJSON reads one JSON object with no unknown fields, answering
-// the error itself.
-func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) bool {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
-		return false
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_json", "request body must be a JSON object: "+err.Error())
-		return false
-	}
-	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		writeError(w, http.StatusBadRequest, "invalid_json", "request body must contain a single JSON object")
-		return false
-	}
-	return true
-}
-
-// The API's response helpers, so every endpoint answers in one shape.
-var (
-	writeJSON  = api.WriteJSON
-	writeError = api.WriteError
-)

@@ -23,14 +23,15 @@ import (
 
 	"github.com/exo-in-go/exo/pkg/platform/agentkube"
 	"github.com/exo-in-go/exo/pkg/platform/api"
+	"github.com/exo-in-go/exo/pkg/platform/app"
 	"github.com/exo-in-go/exo/pkg/platform/config"
 	"github.com/exo-in-go/exo/pkg/platform/platformtest"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 	"github.com/exo-in-go/exo/pkg/tunnel"
 )
 
-// env is a real exo-app (api.Server with the tunnel mounted) on a loopback
-// port over a real SQLite store.
+// env is a real exo-app, as cmd/exo-app assembles it (pkg/platform/app), on
+// a loopback port over a real SQLite store.
 type env struct {
 	t      testing.TB
 	url    string
@@ -52,38 +53,24 @@ func newEnv(t testing.TB, vars map[string]string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts, err := agentkube.OptionsFromEnv(getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := store.Open(ctx, cfg.DatabaseDSN, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	status := &statusLog{}
-	log := slog.New(status)
-	srv, err := api.New(api.Options{Config: cfg, Store: st, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub, err := agentkube.Mount(srv, opts)
+	a, err := app.New(ctx, cfg, getenv, app.Options{Logger: slog.New(status)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- a.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
+		if err := a.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
 		<-served
-		st.Close()
 	})
-	return &env{t: t, url: "http://" + ln.Addr().String(), api: srv, hub: hub, store: st, status: status}
+	return &env{t: t, url: "http://" + ln.Addr().String(), api: a.Server(), hub: a.Tunnels(), store: a.Store(), status: status}
 }
 
 // statusLog records the hub's status transitions from its log lines, so

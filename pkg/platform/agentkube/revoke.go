@@ -21,7 +21,7 @@ import (
 // Two things trigger that look-up:
 //
 //   - the store change event of the rotation or deletion (live.Observable,
-//     published by live.PublishingStore after the commit), which makes it
+//     published by the live package's publishing store after the commit), which makes it
 //     immediate on the replica that made the change, and would on every
 //     replica once events are shared between replicas;
 //   - a periodic re-check of every active connection

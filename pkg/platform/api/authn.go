@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/exo-in-go/exo/pkg/platform/httpapi"
 	"github.com/exo-in-go/exo/pkg/platform/perm"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 )
@@ -111,20 +112,11 @@ func (s *Server) authed(permission string, h authedHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, status, msg := s.Authenticate(r)
 		if p == nil {
-			code := "unauthorized"
-			if status == http.StatusForbidden {
-				code = "forbidden"
-			} else if status == http.StatusInternalServerError {
-				code = "internal"
-			}
-			if status == http.StatusUnauthorized {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="exo"`)
-			}
-			writeError(w, status, code, msg)
+			httpapi.WriteAuthError(w, status, msg)
 			return
 		}
 		if permission != "" && !p.Can(permission) {
-			writeError(w, http.StatusForbidden, "forbidden", "missing permission "+permission)
+			httpapi.WriteError(w, http.StatusForbidden, "forbidden", "missing permission "+permission)
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)), p)
@@ -229,30 +221,30 @@ func trusted(nets []netip.Prefix, addr string) bool {
 // internal logs err and answers 500 without leaking details.
 func (s *Server) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
 	s.log.ErrorContext(r.Context(), what, "err", err, "path", r.URL.Path)
-	writeError(w, http.StatusInternalServerError, "internal", "internal server error")
+	httpapi.WriteError(w, http.StatusInternalServerError, "internal", "internal server error")
 }
 
 // storeError maps store errors to HTTP answers.
 func (s *Server) storeError(w http.ResponseWriter, r *http.Request, what string, err error) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, "not_found", what+" not found")
+		httpapi.WriteError(w, http.StatusNotFound, "not_found", what+" not found")
 	case errors.Is(err, store.ErrConflict):
-		writeError(w, http.StatusConflict, "conflict", what+" already exists")
+		httpapi.WriteError(w, http.StatusConflict, "conflict", what+" already exists")
 	case errors.Is(err, store.ErrInUse):
-		writeError(w, http.StatusConflict, "in_use", what+" is in use")
+		httpapi.WriteError(w, http.StatusConflict, "in_use", what+" is in use")
 	case errors.Is(err, store.ErrLastAdmin):
-		writeError(w, http.StatusConflict, "last_admin", "the tenant's last member holding every permission cannot be demoted or removed; give another member such a role first")
+		httpapi.WriteError(w, http.StatusConflict, "last_admin", "the tenant's last member holding every permission cannot be demoted or removed; give another member such a role first")
 	case errors.Is(err, store.ErrBuiltin):
-		writeError(w, http.StatusForbidden, "builtin_role", "built-in roles cannot be changed or deleted; create a role of your own instead")
+		httpapi.WriteError(w, http.StatusForbidden, "builtin_role", "built-in roles cannot be changed or deleted; create a role of your own instead")
 	case errors.Is(err, store.ErrNotPermitted):
-		writeError(w, http.StatusForbidden, "forbidden", what+" holds permissions you do not hold")
+		httpapi.WriteError(w, http.StatusForbidden, "forbidden", what+" holds permissions you do not hold")
 	case errors.Is(err, store.ErrSignInRequired):
-		writeError(w, http.StatusUnauthorized, "sign_in_required", "sign in to the account first")
+		httpapi.WriteError(w, http.StatusUnauthorized, "sign_in_required", "sign in to the account first")
 	case errors.Is(err, store.ErrInvalidToken):
-		writeError(w, http.StatusBadRequest, "invalid_token", "the link is invalid, expired or already used")
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_token", "the link is invalid, expired or already used")
 	case errors.Is(err, context.DeadlineExceeded):
-		writeError(w, http.StatusServiceUnavailable, "timeout", "request timed out")
+		httpapi.WriteError(w, http.StatusServiceUnavailable, "timeout", "request timed out")
 	default:
 		s.internal(w, r, what, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/exo-in-go/exo/pkg/platform/auth"
+	"github.com/exo-in-go/exo/pkg/platform/httpapi"
 	"github.com/exo-in-go/exo/pkg/platform/mail"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 )
@@ -38,7 +39,7 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request, status int, u sto
 		s.internal(w, r, "issue jwt", err)
 		return
 	}
-	writeJSON(w, status, tokenResponse{Token: tok, ExpiresAt: exp, TenantID: m.TenantID})
+	httpapi.WriteJSON(w, status, tokenResponse{Token: tok, ExpiresAt: exp, TenantID: m.TenantID})
 }
 
 // issueFor answers with a token for u in tenantID.
@@ -57,7 +58,7 @@ func limited(w http.ResponseWriter, ok bool, wait time.Duration) bool {
 		return false
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-	writeError(w, http.StatusTooManyRequests, "rate_limited", "too many attempts; try again later")
+	httpapi.WriteError(w, http.StatusTooManyRequests, "rate_limited", "too many attempts; try again later")
 	return true
 }
 
@@ -72,7 +73,7 @@ func (s *Server) anonLimited(w http.ResponseWriter, r *http.Request) bool {
 func (s *Server) hashError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, auth.ErrBusy) || errors.Is(err, context.DeadlineExceeded) {
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "busy", "the server is busy; try again in a moment")
+		httpapi.WriteError(w, http.StatusServiceUnavailable, "busy", "the server is busy; try again in a moment")
 		return
 	}
 	if errors.Is(err, context.Canceled) {
@@ -93,7 +94,7 @@ func (s *Server) hash(w http.ResponseWriter, r *http.Request, password string) (
 
 func checkPassword(w http.ResponseWriter, password string) bool {
 	if msg := auth.CheckPasswordLength(password); msg != "" {
-		writeError(w, http.StatusBadRequest, "weak_password", msg)
+		httpapi.WriteError(w, http.StatusBadRequest, "weak_password", msg)
 		return false
 	}
 	return true
@@ -107,12 +108,12 @@ func checkPassword(w http.ResponseWriter, password string) bool {
 // only dev mode signs up at once.
 func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.SignupEnabled {
-		writeError(w, http.StatusForbidden, "signup_disabled", "self sign-up is disabled; ask an administrator for an invitation")
+		httpapi.WriteError(w, http.StatusForbidden, "signup_disabled", "self sign-up is disabled; ask an administrator for an invitation")
 		return
 	}
 	verify := s.mailer.Enabled()
 	if !verify && !s.cfg.DevMode {
-		writeError(w, http.StatusForbidden, "signup_unavailable", "self sign-up confirms e-mail addresses and no mail relay is configured (EXO_SMTP_ADDR); ask an administrator for an invitation")
+		httpapi.WriteError(w, http.StatusForbidden, "signup_unavailable", "self sign-up confirms e-mail addresses and no mail relay is configured (EXO_SMTP_ADDR); ask an administrator for an invitation")
 		return
 	}
 	if s.anonLimited(w, r) {
@@ -124,12 +125,12 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 		Name       string `json:"name"`
 		TenantName string `json:"tenant_name"`
 	}
-	if !decodeJSON(w, r, &req) {
+	if !httpapi.DecodeJSON(w, r, &req) {
 		return
 	}
 	email, ok := normEmail(req.Email)
 	if !ok {
-		writeError(w, http.StatusBadRequest, "invalid_email", "a valid e-mail address is required")
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_email", "a valid e-mail address is required")
 		return
 	}
 	if !checkPassword(w, req.Password) {
@@ -140,13 +141,13 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 	}
 	tenantName, msg := validName("tenant_name", req.TenantName)
 	if msg != "" {
-		writeError(w, http.StatusBadRequest, "invalid_name", msg)
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_name", msg)
 		return
 	}
 	name := req.Name
 	if name != "" {
 		if name, msg = validName("name", name); msg != "" {
-			writeError(w, http.StatusBadRequest, "invalid_name", msg)
+			httpapi.WriteError(w, http.StatusBadRequest, "invalid_name", msg)
 			return
 		}
 	}
@@ -160,7 +161,7 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 		ctx := store.WithAudit(r.Context(), s.auditEvent(r, "", "", "", "auth.signup", "tenant", "", map[string]any{"tenant_name": tenantName}))
 		u, t, err := s.store.SignUp(ctx, store.User{Email: email, Name: name, PasswordHash: hash}, tenantName)
 		if errors.Is(err, store.ErrConflict) {
-			writeError(w, http.StatusConflict, "conflict", "an account with this e-mail already exists")
+			httpapi.WriteError(w, http.StatusConflict, "conflict", "an account with this e-mail already exists")
 			return
 		} else if err != nil {
 			s.storeError(w, r, "sign-up", err)
@@ -170,7 +171,7 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	accepted := func() {
-		writeJSON(w, http.StatusAccepted, map[string]string{"status": "check your e-mail: the link in it finishes signing up"})
+		httpapi.WriteJSON(w, http.StatusAccepted, map[string]string{"status": "check your e-mail: the link in it finishes signing up"})
 	}
 	_, err := s.store.GetUserByEmail(r.Context(), email)
 	switch {
@@ -216,14 +217,14 @@ func (s *Server) confirmSignup(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Token string `json:"token"`
 	}
-	if !decodeJSON(w, r, &req) {
+	if !httpapi.DecodeJSON(w, r, &req) {
 		return
 	}
 	ctx := store.WithAudit(r.Context(), s.auditEvent(r, "", "", "", "auth.signup", "tenant", "", nil))
 	u, t, err := s.store.ConfirmSignup(ctx, auth.HashToken(req.Token), time.Now())
 	if errors.Is(err, store.ErrConflict) {
 		// The holder of the link owns the mailbox: telling them is fine.
-		writeError(w, http.StatusConflict, "conflict", "an account with this e-mail already exists; sign in instead")
+		httpapi.WriteError(w, http.StatusConflict, "conflict", "an account with this e-mail already exists; sign in instead")
 		return
 	} else if err != nil {
 		s.storeError(w, r, "sign-up", err)
@@ -245,12 +246,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		Password string `json:"password"`
 		TenantID string `json:"tenant_id"`
 	}
-	if !decodeJSON(w, r, &req) {
+	if !httpapi.DecodeJSON(w, r, &req) {
 		return
 	}
 	email, ok := normEmail(req.Email)
 	if !ok || req.Password == "" || len(req.Password) > auth.MaxPasswordLength {
-		writeError(w, http.StatusBadRequest, "bad_request", "email and password are required")
+		httpapi.WriteError(w, http.StatusBadRequest, "bad_request", "email and password are required")
 		return
 	}
 	key := addr + "\x00" + email
@@ -265,7 +266,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.loginBackoff.Fail(key)
-		writeError(w, http.StatusUnauthorized, "invalid_credentials", "invalid e-mail or password")
+		httpapi.WriteError(w, http.StatusUnauthorized, "invalid_credentials", "invalid e-mail or password")
 		return
 	} else if err != nil {
 		s.storeError(w, r, "user", err)
@@ -279,7 +280,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.loginBackoff.Fail(key)
 		s.log.InfoContext(r.Context(), "login failed", "user", u.ID, "remote", addr)
 		s.auditFailedLogin(r, u)
-		writeError(w, http.StatusUnauthorized, "invalid_credentials", "invalid e-mail or password")
+		httpapi.WriteError(w, http.StatusUnauthorized, "invalid_credentials", "invalid e-mail or password")
 		return
 	}
 	s.loginBackoff.Succeed(key)
@@ -296,7 +297,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if chosen == nil {
-		writeError(w, http.StatusForbidden, "forbidden", "not a member of any matching tenant")
+		httpapi.WriteError(w, http.StatusForbidden, "forbidden", "not a member of any matching tenant")
 		return
 	}
 	s.audit(r, chosen.TenantID, u.ID, u.Email, "auth.login", "user", u.ID, nil)
@@ -338,7 +339,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p *Princ
 		CurrentPassword string `json:"current_password"`
 		NewPassword     string `json:"new_password"`
 	}
-	if !decodeJSON(w, r, &req) {
+	if !httpapi.DecodeJSON(w, r, &req) {
 		return
 	}
 	u, err := s.store.GetUser(r.Context(), p.UserID)
@@ -347,16 +348,16 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p *Princ
 		return
 	}
 	if u.PasswordHash == "" {
-		writeError(w, http.StatusBadRequest, "no_password", "this account signs in through its identity provider and has no password")
+		httpapi.WriteError(w, http.StatusBadRequest, "no_password", "this account signs in through its identity provider and has no password")
 		return
 	}
 	if len(req.CurrentPassword) > auth.MaxPasswordLength {
-		writeError(w, http.StatusForbidden, "invalid_credentials", "the current password is wrong")
+		httpapi.WriteError(w, http.StatusForbidden, "invalid_credentials", "the current password is wrong")
 		return
 	}
 	if err := s.hasher.Verify(r.Context(), u.PasswordHash, req.CurrentPassword); err != nil {
 		if errors.Is(err, auth.ErrPasswordMismatch) {
-			writeError(w, http.StatusForbidden, "invalid_credentials", "the current password is wrong")
+			httpapi.WriteError(w, http.StatusForbidden, "invalid_credentials", "the current password is wrong")
 			return
 		}
 		s.hashError(w, r, err)
@@ -394,7 +395,7 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, p *Principal) {
 		// A sign-in through a tenant's provider opens that tenant only.
 		ms = slices.DeleteFunc(ms, func(m store.Membership) bool { return m.TenantID != p.TenantID })
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{
 		"user":         u,
 		"tenant_id":    p.TenantID,
 		"role_id":      p.RoleID,
@@ -419,11 +420,11 @@ func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request) {
 		Name     string `json:"name"`
 		Password string `json:"password"`
 	}
-	if !decodeJSON(w, r, &req) {
+	if !httpapi.DecodeJSON(w, r, &req) {
 		return
 	}
 	if req.Token == "" {
-		writeError(w, http.StatusBadRequest, "invalid_token", "token is required")
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_token", "token is required")
 		return
 	}
 	hash := auth.HashToken(req.Token)
@@ -444,7 +445,7 @@ func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request) {
 				msg = "this invitation is for an existing account: sign in with its password, then accept it again"
 			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="exo"`)
-			writeError(w, http.StatusUnauthorized, "sign_in_required", msg)
+			httpapi.WriteError(w, http.StatusUnauthorized, "sign_in_required", msg)
 			return
 		}
 		signedIn = p.UserID
@@ -455,7 +456,7 @@ func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request) {
 		if req.Name != "" {
 			name, msg := validName("name", req.Name)
 			if msg != "" {
-				writeError(w, http.StatusBadRequest, "invalid_name", msg)
+				httpapi.WriteError(w, http.StatusBadRequest, "invalid_name", msg)
 				return
 			}
 			newUser.Name = name
@@ -473,7 +474,7 @@ func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request) {
 	u, inv, err := s.store.AcceptInvitation(ctx, hash, now, newUser, signedIn)
 	if errors.Is(err, store.ErrSignInRequired) {
 		// An account appeared for the address after the check above.
-		writeError(w, http.StatusUnauthorized, "sign_in_required", "this invitation is for an existing account: sign in with its password, then accept it again")
+		httpapi.WriteError(w, http.StatusUnauthorized, "sign_in_required", "this invitation is for an existing account: sign in with its password, then accept it again")
 		return
 	} else if err != nil {
 		s.storeError(w, r, "invitation", err)
@@ -494,16 +495,16 @@ func (s *Server) requestPasswordReset(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Email string `json:"email"`
 	}
-	if !decodeJSON(w, r, &req) {
+	if !httpapi.DecodeJSON(w, r, &req) {
 		return
 	}
 	email, ok := normEmail(req.Email)
 	if !ok {
-		writeError(w, http.StatusBadRequest, "invalid_email", "a valid e-mail address is required")
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_email", "a valid e-mail address is required")
 		return
 	}
 	accepted := func() {
-		writeJSON(w, http.StatusAccepted, map[string]string{"status": "if the address belongs to an account, a reset link has been sent"})
+		httpapi.WriteJSON(w, http.StatusAccepted, map[string]string{"status": "if the address belongs to an account, a reset link has been sent"})
 	}
 	tok, hash, err := auth.NewLinkToken()
 	if err != nil {
@@ -541,7 +542,7 @@ func (s *Server) confirmPasswordReset(w http.ResponseWriter, r *http.Request) {
 		Token    string `json:"token"`
 		Password string `json:"password"`
 	}
-	if !decodeJSON(w, r, &req) {
+	if !httpapi.DecodeJSON(w, r, &req) {
 		return
 	}
 	if !checkPassword(w, req.Password) {

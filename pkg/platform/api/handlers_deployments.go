@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/exo-in-go/exo/pkg/platform/auth"
+	"github.com/exo-in-go/exo/pkg/platform/httpapi"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 )
 
@@ -23,7 +24,7 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request, p *Prin
 		s.storeError(w, r, "deployments", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, list[store.Deployment]{Items: ds})
+	httpapi.WriteJSON(w, http.StatusOK, list[store.Deployment]{Items: ds})
 }
 
 func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request, p *Principal) {
@@ -32,19 +33,19 @@ func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request, p *Princi
 		s.storeError(w, r, "deployment", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, d)
+	httpapi.WriteJSON(w, http.StatusOK, d)
 }
 
 func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request, p *Principal) {
 	var req struct {
 		Name string `json:"name"`
 	}
-	if !decodeJSON(w, r, &req) {
+	if !httpapi.DecodeJSON(w, r, &req) {
 		return
 	}
 	name, msg := validName("name", req.Name)
 	if msg != "" {
-		writeError(w, http.StatusBadRequest, "invalid_name", msg)
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_name", msg)
 		return
 	}
 	tok, hash, prefix, err := auth.NewDeploymentToken()
@@ -58,7 +59,7 @@ func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request, p *Pri
 		s.storeError(w, r, "deployment", err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, deploymentWithToken{Deployment: d, Token: tok})
+	httpapi.WriteJSON(w, http.StatusCreated, deploymentWithToken{Deployment: d, Token: tok})
 }
 
 func (s *Server) deleteDeployment(w http.ResponseWriter, r *http.Request, p *Principal) {
@@ -83,7 +84,7 @@ func (s *Server) rotateDeployment(w http.ResponseWriter, r *http.Request, p *Pri
 		s.storeError(w, r, "deployment", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, deploymentWithToken{Deployment: d, Token: tok})
+	httpapi.WriteJSON(w, http.StatusOK, deploymentWithToken{Deployment: d, Token: tok})
 }
 
 // AuthenticateDeployment resolves a presented deployment token to its
@@ -107,16 +108,16 @@ func (s *Server) AuthenticateDeployment(ctx context.Context, token string) (stor
 func (s *Server) deploymentWhoami(w http.ResponseWriter, r *http.Request) {
 	tok, ok := bearer(r)
 	if !ok {
-		writeError(w, http.StatusUnauthorized, "unauthorized", "missing deployment token")
+		httpapi.WriteError(w, http.StatusUnauthorized, "unauthorized", "missing deployment token")
 		return
 	}
 	d, err := s.AuthenticateDeployment(r.Context(), tok)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, errNoDeploymentToken) {
-		writeError(w, http.StatusUnauthorized, "unauthorized", "invalid deployment token")
+		httpapi.WriteError(w, http.StatusUnauthorized, "unauthorized", "invalid deployment token")
 		return
 	} else if err != nil {
 		s.storeError(w, r, "deployment", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deployment_id": d.ID, "tenant_id": d.TenantID, "name": d.Name, "token_prefix": d.TokenPrefix})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"deployment_id": d.ID, "tenant_id": d.TenantID, "name": d.Name, "token_prefix": d.TokenPrefix})
 }

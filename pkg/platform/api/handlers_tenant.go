@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/exo-in-go/exo/pkg/platform/auth"
+	"github.com/exo-in-go/exo/pkg/platform/httpapi"
 	"github.com/exo-in-go/exo/pkg/platform/mail"
 	"github.com/exo-in-go/exo/pkg/platform/perm"
 	"github.com/exo-in-go/exo/pkg/platform/store"
@@ -22,7 +23,7 @@ type list[T any] struct {
 }
 
 func (s *Server) listPermissions(w http.ResponseWriter, r *http.Request, p *Principal) {
-	writeJSON(w, http.StatusOK, list[string]{Items: perm.All})
+	httpapi.WriteJSON(w, http.StatusOK, list[string]{Items: perm.All})
 }
 
 // ---- tenants ----
@@ -36,23 +37,23 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request, p *Principa
 	if p.TenantBound {
 		ms = slices.DeleteFunc(ms, func(m store.Membership) bool { return m.TenantID != p.TenantID })
 	}
-	writeJSON(w, http.StatusOK, list[store.Membership]{Items: ms})
+	httpapi.WriteJSON(w, http.StatusOK, list[store.Membership]{Items: ms})
 }
 
 func (s *Server) createTenant(w http.ResponseWriter, r *http.Request, p *Principal) {
 	if p.TenantBound {
-		writeError(w, http.StatusForbidden, "password_sign_in_required", "a sign-in through a tenant's identity provider cannot create tenants")
+		httpapi.WriteError(w, http.StatusForbidden, "password_sign_in_required", "a sign-in through a tenant's identity provider cannot create tenants")
 		return
 	}
 	var req struct {
 		Name string `json:"name"`
 	}
-	if !decodeJSON(w, r, &req) {
+	if !httpapi.DecodeJSON(w, r, &req) {
 		return
 	}
 	name, msg := validName("name", req.Name)
 	if msg != "" {
-		writeError(w, http.StatusBadRequest, "invalid_name", msg)
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_name", msg)
 		return
 	}
 	// The event belongs to the new tenant, which the store fills in.
@@ -62,7 +63,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request, p *Princip
 		s.storeError(w, r, "tenant", err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, t)
+	httpapi.WriteJSON(w, http.StatusCreated, t)
 }
 
 func (s *Server) getTenant(w http.ResponseWriter, r *http.Request, p *Principal) {
@@ -71,19 +72,19 @@ func (s *Server) getTenant(w http.ResponseWriter, r *http.Request, p *Principal)
 		s.storeError(w, r, "tenant", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, t)
+	httpapi.WriteJSON(w, http.StatusOK, t)
 }
 
 func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request, p *Principal) {
 	var req struct {
 		Name string `json:"name"`
 	}
-	if !decodeJSON(w, r, &req) {
+	if !httpapi.DecodeJSON(w, r, &req) {
 		return
 	}
 	name, msg := validName("name", req.Name)
 	if msg != "" {
-		writeError(w, http.StatusBadRequest, "invalid_name", msg)
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_name", msg)
 		return
 	}
 	t, err := s.store.RenameTenant(s.audited(r, p, "tenant.update", "tenant", p.TenantID, map[string]any{"name": name}), p.TenantID, name)
@@ -91,7 +92,7 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request, p *Princip
 		s.storeError(w, r, "tenant", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, t)
+	httpapi.WriteJSON(w, http.StatusOK, t)
 }
 
 // ---- users (members) ----
@@ -102,19 +103,19 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *Principal)
 		s.storeError(w, r, "users", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, list[store.Member]{Items: ms})
+	httpapi.WriteJSON(w, http.StatusOK, list[store.Member]{Items: ms})
 }
 
 func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, p *Principal) {
 	var req struct {
 		RoleID string `json:"role_id"`
 	}
-	if !decodeJSON(w, r, &req) {
+	if !httpapi.DecodeJSON(w, r, &req) {
 		return
 	}
 	id := r.PathValue("id")
 	if id == p.UserID {
-		writeError(w, http.StatusBadRequest, "self_modification", "you cannot change your own role")
+		httpapi.WriteError(w, http.StatusBadRequest, "self_modification", "you cannot change your own role")
 		return
 	}
 	// The store checks again in the change's transaction; here for the message.
@@ -124,7 +125,7 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, p *Principal
 		return
 	}
 	if missing := missingPerm(p, role.Permissions); missing != "" {
-		writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("cannot grant role %q: it holds permission %s that you do not hold", role.Name, missing))
+		httpapi.WriteError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("cannot grant role %q: it holds permission %s that you do not hold", role.Name, missing))
 		return
 	}
 	err = s.store.SetMemberRole(s.audited(r, p, "user.update_role", "user", id, map[string]any{"role_id": req.RoleID}), p.TenantID, id, req.RoleID, p.Permissions)
@@ -140,17 +141,17 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, p *Principal
 	}
 	for _, m := range ms {
 		if m.ID == id {
-			writeJSON(w, http.StatusOK, m)
+			httpapi.WriteJSON(w, http.StatusOK, m)
 			return
 		}
 	}
-	writeError(w, http.StatusNotFound, "not_found", "user not found")
+	httpapi.WriteError(w, http.StatusNotFound, "not_found", "user not found")
 }
 
 func (s *Server) removeUser(w http.ResponseWriter, r *http.Request, p *Principal) {
 	id := r.PathValue("id")
 	if id == p.UserID {
-		writeError(w, http.StatusBadRequest, "self_modification", "you cannot remove yourself")
+		httpapi.WriteError(w, http.StatusBadRequest, "self_modification", "you cannot remove yourself")
 		return
 	}
 	err := s.store.RemoveMember(s.audited(r, p, "user.remove", "user", id, nil), p.TenantID, id, p.Permissions)
@@ -170,7 +171,7 @@ func (s *Server) listInvitations(w http.ResponseWriter, r *http.Request, p *Prin
 		s.storeError(w, r, "invitations", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, list[store.Invitation]{Items: invs})
+	httpapi.WriteJSON(w, http.StatusOK, list[store.Invitation]{Items: invs})
 }
 
 func (s *Server) createInvitation(w http.ResponseWriter, r *http.Request, p *Principal) {
@@ -178,12 +179,12 @@ func (s *Server) createInvitation(w http.ResponseWriter, r *http.Request, p *Pri
 		Email  string `json:"email"`
 		RoleID string `json:"role_id"`
 	}
-	if !decodeJSON(w, r, &req) {
+	if !httpapi.DecodeJSON(w, r, &req) {
 		return
 	}
 	email, ok := normEmail(req.Email)
 	if !ok {
-		writeError(w, http.StatusBadRequest, "invalid_email", "a valid e-mail address is required")
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_email", "a valid e-mail address is required")
 		return
 	}
 	ctx := r.Context()
@@ -199,17 +200,17 @@ func (s *Server) createInvitation(w http.ResponseWriter, r *http.Request, p *Pri
 		}
 	}
 	if role == nil {
-		writeError(w, http.StatusNotFound, "not_found", "role not found")
+		httpapi.WriteError(w, http.StatusNotFound, "not_found", "role not found")
 		return
 	}
 	// Inviting someone into a role with permissions the inviter lacks would be privilege escalation.
 	if missing := missingPerm(p, role.Permissions); missing != "" {
-		writeError(w, http.StatusForbidden, "forbidden", "cannot invite into a role with permission "+missing+" that you do not hold")
+		httpapi.WriteError(w, http.StatusForbidden, "forbidden", "cannot invite into a role with permission "+missing+" that you do not hold")
 		return
 	}
 	if u, err := s.store.GetUserByEmail(ctx, email); err == nil {
 		if _, err := s.store.GetMembership(ctx, p.TenantID, u.ID); err == nil {
-			writeError(w, http.StatusConflict, "conflict", "this user is already a member")
+			httpapi.WriteError(w, http.StatusConflict, "conflict", "this user is already a member")
 			return
 		}
 	}
@@ -247,10 +248,10 @@ func (s *Server) createInvitation(w http.ResponseWriter, r *http.Request, p *Pri
 			s.log.ErrorContext(ctx, "delete unsent invitation", "err", err, "invitation", inv.ID)
 		}
 		s.log.ErrorContext(ctx, "send invitation e-mail", "err", err)
-		writeError(w, http.StatusBadGateway, "mail_failed", "could not send the invitation e-mail")
+		httpapi.WriteError(w, http.StatusBadGateway, "mail_failed", "could not send the invitation e-mail")
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"invitation": inv, "email_sent": s.mailer.Enabled()})
+	httpapi.WriteJSON(w, http.StatusCreated, map[string]any{"invitation": inv, "email_sent": s.mailer.Enabled()})
 }
 
 func (s *Server) deleteInvitation(w http.ResponseWriter, r *http.Request, p *Principal) {
@@ -274,23 +275,23 @@ type roleRequest struct {
 func validateRole(w http.ResponseWriter, p *Principal, req *roleRequest) bool {
 	name, msg := validName("name", req.Name)
 	if msg != "" {
-		writeError(w, http.StatusBadRequest, "invalid_name", msg)
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_name", msg)
 		return false
 	}
 	req.Name = name
 	if len(req.Description) > 500 {
-		writeError(w, http.StatusBadRequest, "bad_request", "description must be at most 500 characters")
+		httpapi.WriteError(w, http.StatusBadRequest, "bad_request", "description must be at most 500 characters")
 		return false
 	}
 	seen := map[string]bool{}
 	out := []string{}
 	for _, pp := range req.Permissions {
 		if !perm.Valid(pp) {
-			writeError(w, http.StatusBadRequest, "unknown_permission", fmt.Sprintf("unknown permission %q", pp))
+			httpapi.WriteError(w, http.StatusBadRequest, "unknown_permission", fmt.Sprintf("unknown permission %q", pp))
 			return false
 		}
 		if !p.Can(pp) {
-			writeError(w, http.StatusForbidden, "forbidden", "cannot grant permission "+pp+" that you do not hold")
+			httpapi.WriteError(w, http.StatusForbidden, "forbidden", "cannot grant permission "+pp+" that you do not hold")
 			return false
 		}
 		if !seen[pp] {
@@ -309,7 +310,7 @@ func (s *Server) listRoles(w http.ResponseWriter, r *http.Request, p *Principal)
 		s.storeError(w, r, "roles", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, list[store.Role]{Items: roles})
+	httpapi.WriteJSON(w, http.StatusOK, list[store.Role]{Items: roles})
 }
 
 func (s *Server) getRole(w http.ResponseWriter, r *http.Request, p *Principal) {
@@ -318,12 +319,12 @@ func (s *Server) getRole(w http.ResponseWriter, r *http.Request, p *Principal) {
 		s.storeError(w, r, "role", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, role)
+	httpapi.WriteJSON(w, http.StatusOK, role)
 }
 
 func (s *Server) createRole(w http.ResponseWriter, r *http.Request, p *Principal) {
 	var req roleRequest
-	if !decodeJSON(w, r, &req) || !validateRole(w, p, &req) {
+	if !httpapi.DecodeJSON(w, r, &req) || !validateRole(w, p, &req) {
 		return
 	}
 	ctx := s.audited(r, p, "role.create", "role", "", map[string]any{"name": req.Name, "permissions": req.Permissions})
@@ -332,12 +333,12 @@ func (s *Server) createRole(w http.ResponseWriter, r *http.Request, p *Principal
 		s.storeError(w, r, "role", err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, role)
+	httpapi.WriteJSON(w, http.StatusCreated, role)
 }
 
 func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, p *Principal) {
 	var req roleRequest
-	if !decodeJSON(w, r, &req) {
+	if !httpapi.DecodeJSON(w, r, &req) {
 		return
 	}
 	id := r.PathValue("id")
@@ -348,11 +349,11 @@ func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, p *Principal
 		return
 	}
 	if old.Builtin {
-		writeError(w, http.StatusForbidden, "builtin_role", fmt.Sprintf("the built-in role %q cannot be changed; create a role with the permissions you want instead", old.Name))
+		httpapi.WriteError(w, http.StatusForbidden, "builtin_role", fmt.Sprintf("the built-in role %q cannot be changed; create a role with the permissions you want instead", old.Name))
 		return
 	}
 	if missing := missingPerm(p, old.Permissions); missing != "" {
-		writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("cannot edit role %q: it holds permission %s that you do not hold", old.Name, missing))
+		httpapi.WriteError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("cannot edit role %q: it holds permission %s that you do not hold", old.Name, missing))
 		return
 	}
 	if !validateRole(w, p, &req) {
@@ -365,7 +366,7 @@ func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, p *Principal
 		s.storeError(w, r, "role", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, role)
+	httpapi.WriteJSON(w, http.StatusOK, role)
 }
 
 func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request, p *Principal) {
@@ -386,7 +387,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, p *Principal)
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 500 {
-			writeError(w, http.StatusBadRequest, "bad_request", "limit must be between 1 and 500")
+			httpapi.WriteError(w, http.StatusBadRequest, "bad_request", "limit must be between 1 and 500")
 			return
 		}
 		limit = n
@@ -400,7 +401,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, p *Principal)
 	if len(events) == limit {
 		out.NextCursor = events[len(events)-1].ID
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
 // missingPerm is the first of perms the principal does not hold ("" if none).

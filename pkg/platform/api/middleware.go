@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"runtime/debug"
 	"time"
+
+	"github.com/exo-in-go/exo/pkg/platform/httpapi"
 )
 
 // CORS values exactly as the networking page documents them.
@@ -43,7 +45,7 @@ func (s *Server) cors(next http.Handler) http.Handler {
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > s.cfg.MaxBodyBytes {
-			writeError(w, http.StatusRequestEntityTooLarge, "payload_too_large",
+			httpapi.WriteError(w, http.StatusRequestEntityTooLarge, "payload_too_large",
 				fmt.Sprintf("request body exceeds %d bytes", s.cfg.MaxBodyBytes))
 			return
 		}
@@ -137,7 +139,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 					panic(v)
 				}
 				s.log.ErrorContext(r.Context(), "panic in handler", "panic", v, "path", r.URL.Path, "stack", string(debug.Stack()))
-				writeError(w, http.StatusInternalServerError, "internal", "internal server error")
+				httpapi.WriteError(w, http.StatusInternalServerError, "internal", "internal server error")
 			}
 		}()
 		next.ServeHTTP(w, r)

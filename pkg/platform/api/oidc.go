@@ -18,6 +18,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/exo-in-go/exo/pkg/platform/auth"
+	"github.com/exo-in-go/exo/pkg/platform/httpapi"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 )
 
@@ -135,7 +136,7 @@ func (s *Server) oidcLogin(w http.ResponseWriter, r *http.Request) {
 	if raw := r.URL.Query().Get("link"); raw != "" {
 		t, err := s.jwt.ParseTicket(ticketOIDCLink, raw)
 		if err != nil || t.IdPID != idp.ID || t.TenantID != idp.TenantID || t.BrowserHash == "" || t.BrowserHash != browserHash(r) {
-			writeError(w, http.StatusBadRequest, "invalid_link", "the link request is invalid, expired or from another browser; start it again from your account")
+			httpapi.WriteError(w, http.StatusBadRequest, "invalid_link", "the link request is invalid, expired or from another browser; start it again from your account")
 			return
 		}
 		linkUser = t.UserID
@@ -148,7 +149,7 @@ func (s *Server) oidcLogin(w http.ResponseWriter, r *http.Request) {
 	p, err := s.oidc.get(r.Context(), s.oidcClient, idp.Issuer)
 	if err != nil {
 		s.log.WarnContext(r.Context(), "oidc discovery failed", "err", err, "idp", idp.ID)
-		writeError(w, http.StatusBadGateway, "idp_unavailable", "the identity provider is not reachable")
+		httpapi.WriteError(w, http.StatusBadGateway, "idp_unavailable", "the identity provider is not reachable")
 		return
 	}
 	state, err1 := randomString(32)
@@ -178,26 +179,26 @@ func (s *Server) oidcLogin(w http.ResponseWriter, r *http.Request) {
 func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if e := q.Get("error"); e != "" {
-		writeError(w, http.StatusUnauthorized, "oidc_error", "identity provider refused the sign-in: "+e)
+		httpapi.WriteError(w, http.StatusUnauthorized, "oidc_error", "identity provider refused the sign-in: "+e)
 		return
 	}
 	state, code := q.Get("state"), q.Get("code")
 	bh := browserHash(r)
 	if state == "" || code == "" || bh == "" {
-		writeError(w, http.StatusBadRequest, "invalid_state", "sign-in state missing or does not match this browser")
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_state", "sign-in state missing or does not match this browser")
 		return
 	}
 	st, err := s.store.ConsumeOIDCState(r.Context(), auth.HashToken(state), time.Now())
 	if err != nil {
 		if errors.Is(err, store.ErrInvalidToken) {
-			writeError(w, http.StatusBadRequest, "invalid_state", "sign-in expired or already completed; start again")
+			httpapi.WriteError(w, http.StatusBadRequest, "invalid_state", "sign-in expired or already completed; start again")
 			return
 		}
 		s.storeError(w, r, "oidc state", err)
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(st.BrowserHash), []byte(bh)) != 1 {
-		writeError(w, http.StatusBadRequest, "invalid_state", "sign-in state missing or does not match this browser")
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_state", "sign-in state missing or does not match this browser")
 		return
 	}
 	idp, err := s.store.GetIdP(r.Context(), st.TenantID, st.IdPID)
@@ -212,7 +213,7 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.oidc.get(r.Context(), s.oidcClient, idp.Issuer)
 	if err != nil {
-		writeError(w, http.StatusBadGateway, "idp_unavailable", "the identity provider is not reachable")
+		httpapi.WriteError(w, http.StatusBadGateway, "idp_unavailable", "the identity provider is not reachable")
 		return
 	}
 	ctx, cancel := context.WithTimeout(oidc.ClientContext(r.Context(), s.oidcClient), 15*time.Second)
@@ -220,22 +221,22 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	tok, err := s.oauthConfig(p, idp, secret).Exchange(ctx, code, oauth2.VerifierOption(st.CodeVerifier))
 	if err != nil {
 		s.log.WarnContext(r.Context(), "oidc code exchange failed", "err", err, "idp", idp.ID)
-		writeError(w, http.StatusUnauthorized, "oidc_exchange_failed", "could not complete sign-in with the identity provider")
+		httpapi.WriteError(w, http.StatusUnauthorized, "oidc_exchange_failed", "could not complete sign-in with the identity provider")
 		return
 	}
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
-		writeError(w, http.StatusUnauthorized, "oidc_no_id_token", "the identity provider returned no ID token")
+		httpapi.WriteError(w, http.StatusUnauthorized, "oidc_no_id_token", "the identity provider returned no ID token")
 		return
 	}
 	idTok, err := p.Verifier(&oidc.Config{ClientID: idp.ClientID}).Verify(ctx, rawID)
 	if err != nil {
 		s.log.WarnContext(r.Context(), "oidc id token rejected", "err", err, "idp", idp.ID)
-		writeError(w, http.StatusUnauthorized, "oidc_invalid_id_token", "the ID token is not valid")
+		httpapi.WriteError(w, http.StatusUnauthorized, "oidc_invalid_id_token", "the ID token is not valid")
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(idTok.Nonce), []byte(st.Nonce)) != 1 {
-		writeError(w, http.StatusUnauthorized, "oidc_invalid_id_token", "the ID token nonce does not match")
+		httpapi.WriteError(w, http.StatusUnauthorized, "oidc_invalid_id_token", "the ID token nonce does not match")
 		return
 	}
 	var claims struct {
@@ -244,21 +245,21 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		Name          string `json:"name"`
 	}
 	if err := idTok.Claims(&claims); err != nil {
-		writeError(w, http.StatusUnauthorized, "oidc_invalid_id_token", "the ID token claims are malformed")
+		httpapi.WriteError(w, http.StatusUnauthorized, "oidc_invalid_id_token", "the ID token claims are malformed")
 		return
 	}
 	if idTok.Subject == "" || len(idTok.Subject) > 255 {
-		writeError(w, http.StatusUnauthorized, "oidc_invalid_id_token", "the ID token has no usable subject")
+		httpapi.WriteError(w, http.StatusUnauthorized, "oidc_invalid_id_token", "the ID token has no usable subject")
 		return
 	}
 	email, ok := normEmail(claims.Email)
 	// Absent means unverified; some providers send the string "true".
 	if !ok || !(claims.EmailVerified == true || claims.EmailVerified == "true") {
-		writeError(w, http.StatusForbidden, "oidc_email_unverified", "the identity provider did not assert a verified e-mail address")
+		httpapi.WriteError(w, http.StatusForbidden, "oidc_email_unverified", "the identity provider did not assert a verified e-mail address")
 		return
 	}
 	if !domainAllowed(idp.AllowedDomains, email) {
-		writeError(w, http.StatusForbidden, "oidc_domain_not_allowed", "this identity provider does not sign in addresses of that domain")
+		httpapi.WriteError(w, http.StatusForbidden, "oidc_domain_not_allowed", "this identity provider does not sign in addresses of that domain")
 		return
 	}
 	if st.LinkUserID != "" {
@@ -295,7 +296,7 @@ func (s *Server) finishLink(w http.ResponseWriter, r *http.Request, idp store.Id
 	ctx := store.WithAudit(r.Context(), s.auditEvent(r, idp.TenantID, userID, "", "idp.link", "identity_provider", idp.ID, map[string]any{"email": email}))
 	err := s.store.LinkIdentity(ctx, idp, subject, email, userID)
 	if errors.Is(err, store.ErrConflict) {
-		writeError(w, http.StatusConflict, "identity_taken", "this identity already signs in to an account")
+		httpapi.WriteError(w, http.StatusConflict, "identity_taken", "this identity already signs in to an account")
 		return
 	} else if err != nil {
 		s.storeError(w, r, "identity", err)
@@ -310,13 +311,13 @@ func (s *Server) oidcComplete(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Code string `json:"code"`
 	}
-	if !decodeJSON(w, r, &req) {
+	if !httpapi.DecodeJSON(w, r, &req) {
 		return
 	}
 	t, err := s.jwt.ParseTicket(ticketOIDCComplete, req.Code)
 	bh := browserHash(r)
 	if err != nil || bh == "" || subtle.ConstantTimeCompare([]byte(t.BrowserHash), []byte(bh)) != 1 {
-		writeError(w, http.StatusBadRequest, "invalid_code", "the sign-in code is invalid, expired or was started in another browser; sign in again")
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_code", "the sign-in code is invalid, expired or was started in another browser; sign in again")
 		return
 	}
 	m, err := s.store.GetMembership(r.Context(), t.TenantID, t.UserID)
@@ -325,7 +326,7 @@ func (s *Server) oidcComplete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if m.TokenGeneration != t.Generation {
-		writeError(w, http.StatusBadRequest, "invalid_code", "the sign-in code was revoked; sign in again")
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_code", "the sign-in code was revoked; sign in again")
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: oidcBrowserCookie, Value: "", Path: oidcCookiePath, MaxAge: -1, HttpOnly: true})
@@ -337,7 +338,7 @@ func (s *Server) oidcComplete(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, "issue jwt", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, tokenResponse{Token: tok, ExpiresAt: exp, TenantID: m.TenantID})
+	httpapi.WriteJSON(w, http.StatusOK, tokenResponse{Token: tok, ExpiresAt: exp, TenantID: m.TenantID})
 }
 
 // linkIdP starts linking the caller's account to an identity of one of the
@@ -346,7 +347,7 @@ func (s *Server) oidcComplete(w http.ResponseWriter, r *http.Request) {
 // itself).
 func (s *Server) linkIdP(w http.ResponseWriter, r *http.Request, p *Principal) {
 	if p.TenantBound {
-		writeError(w, http.StatusForbidden, "password_sign_in_required", "link an identity after signing in with your password")
+		httpapi.WriteError(w, http.StatusForbidden, "password_sign_in_required", "link an identity after signing in with your password")
 		return
 	}
 	idp, err := s.store.GetIdP(r.Context(), p.TenantID, r.PathValue("id"))
@@ -366,7 +367,7 @@ func (s *Server) linkIdP(w http.ResponseWriter, r *http.Request, p *Principal) {
 		s.internal(w, r, "link ticket", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{
 		"url": s.cfg.Link("/api/v1/auth/oidc/"+idp.TenantID+"/"+idp.ID+"/login", url.Values{"link": {ticket}}),
 	})
 }
@@ -406,7 +407,7 @@ func (s *Server) listIdPs(w http.ResponseWriter, r *http.Request, p *Principal) 
 	for _, i := range idps {
 		out.Items = append(out.Items, s.idpView(i))
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) getIdP(w http.ResponseWriter, r *http.Request, p *Principal) {
@@ -415,7 +416,7 @@ func (s *Server) getIdP(w http.ResponseWriter, r *http.Request, p *Principal) {
 		s.storeError(w, r, "identity provider", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.idpView(i))
+	httpapi.WriteJSON(w, http.StatusOK, s.idpView(i))
 }
 
 func (s *Server) createIdP(w http.ResponseWriter, r *http.Request, p *Principal) {
@@ -427,28 +428,28 @@ func (s *Server) createIdP(w http.ResponseWriter, r *http.Request, p *Principal)
 		AllowedDomains []string `json:"allowed_domains"`
 		DefaultRoleID  string   `json:"default_role_id"`
 	}
-	if !decodeJSON(w, r, &req) {
+	if !httpapi.DecodeJSON(w, r, &req) {
 		return
 	}
 	name, msg := validName("name", req.Name)
 	if msg != "" {
-		writeError(w, http.StatusBadRequest, "invalid_name", msg)
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_name", msg)
 		return
 	}
 	iss, err := url.Parse(req.Issuer)
 	if err != nil || iss.Host == "" || iss.User != nil || (iss.Scheme != "https" && !(iss.Scheme == "http" && s.cfg.DevMode)) {
-		writeError(w, http.StatusBadRequest, "invalid_issuer", "issuer must be an https URL (http only in dev mode)")
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_issuer", "issuer must be an https URL (http only in dev mode)")
 		return
 	}
 	if req.ClientID == "" || req.ClientSecret == "" || len(req.ClientID) > 512 || len(req.ClientSecret) > 4096 {
-		writeError(w, http.StatusBadRequest, "bad_request", "client_id and client_secret are required")
+		httpapi.WriteError(w, http.StatusBadRequest, "bad_request", "client_id and client_secret are required")
 		return
 	}
 	domains := []string{}
 	for _, d := range req.AllowedDomains {
 		d = strings.ToLower(strings.TrimSpace(d))
 		if _, ok := normEmail("x@" + d); !ok || strings.ContainsAny(d, "@ ") {
-			writeError(w, http.StatusBadRequest, "invalid_domain", fmt.Sprintf("allowed_domains: %q is not a domain", d))
+			httpapi.WriteError(w, http.StatusBadRequest, "invalid_domain", fmt.Sprintf("allowed_domains: %q is not a domain", d))
 			return
 		}
 		if !slices.Contains(domains, d) {
@@ -456,7 +457,7 @@ func (s *Server) createIdP(w http.ResponseWriter, r *http.Request, p *Principal)
 		}
 	}
 	if len(domains) > 100 {
-		writeError(w, http.StatusBadRequest, "invalid_domain", "allowed_domains: at most 100")
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_domain", "allowed_domains: at most 100")
 		return
 	}
 	if req.DefaultRoleID != "" {
@@ -467,7 +468,7 @@ func (s *Server) createIdP(w http.ResponseWriter, r *http.Request, p *Principal)
 			return
 		}
 		if !p.CanAll(role.Permissions) {
-			writeError(w, http.StatusForbidden, "forbidden", "cannot make a role with permissions you do not hold the provider's default")
+			httpapi.WriteError(w, http.StatusForbidden, "forbidden", "cannot make a role with permissions you do not hold the provider's default")
 			return
 		}
 	}
@@ -484,7 +485,7 @@ func (s *Server) createIdP(w http.ResponseWriter, r *http.Request, p *Principal)
 		s.storeError(w, r, "identity provider", err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, s.idpView(idp))
+	httpapi.WriteJSON(w, http.StatusCreated, s.idpView(idp))
 }
 
 func (s *Server) deleteIdP(w http.ResponseWriter, r *http.Request, p *Principal) {

@@ -17,6 +17,7 @@ import (
 	"github.com/exo-in-go/exo/pkg/platform/auth"
 	"github.com/exo-in-go/exo/pkg/platform/config"
 	"github.com/exo-in-go/exo/pkg/platform/crypto"
+	"github.com/exo-in-go/exo/pkg/platform/httpapi"
 	"github.com/exo-in-go/exo/pkg/platform/mail"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 	"github.com/exo-in-go/exo/pkg/platform/ui"
@@ -197,13 +198,13 @@ func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /api/health", s.health)
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such API endpoint")
+		httpapi.WriteError(w, http.StatusNotFound, "not_found", "no such API endpoint")
 	})
 	uiHandler := ui.Handler()
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
+			httpapi.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
 			return
 		}
 		uiHandler.ServeHTTP(w, r)
@@ -286,8 +287,8 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
 		s.log.WarnContext(ctx, "health check: store unavailable", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "database unavailable")
+		httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", "database unavailable")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "database": s.store.Dialect()})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok", "database": s.store.Dialect()})
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/exo-in-go/exo/pkg/platform/api"
+	"github.com/exo-in-go/exo/pkg/platform/httpapi"
 	"github.com/exo-in-go/exo/pkg/platform/perm"
 )
 
@@ -69,14 +70,11 @@ func Handler(o HandlerOptions) http.Handler {
 func (o *HandlerOptions) serve(w http.ResponseWriter, r *http.Request) {
 	p, status, msg := o.Auth.Authenticate(r)
 	if p == nil {
-		if status == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="exo"`)
-		}
-		writeError(w, status, msg)
+		httpapi.WriteAuthError(w, status, msg)
 		return
 	}
 	if !p.Can(perm.DeploymentsRead) {
-		writeError(w, http.StatusForbidden, "missing permission "+perm.DeploymentsRead)
+		httpapi.WriteError(w, http.StatusForbidden, "forbidden", "missing permission "+perm.DeploymentsRead)
 		return
 	}
 	last := r.Header.Get("Last-Event-ID")
@@ -181,15 +179,4 @@ func writeEvent(w *bufio.Writer, id, typ string, data []byte) {
 	w.WriteString("\ndata: ")
 	w.Write(data)
 	w.WriteString("\n\n")
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	code := map[int]string{401: "unauthorized", 403: "forbidden"}[status]
-	if code == "" {
-		code = "internal"
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
 }

@@ -6,59 +6,56 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/exo-in-go/exo/pkg/platform/api"
+	"github.com/exo-in-go/exo/pkg/platform/app"
 	"github.com/exo-in-go/exo/pkg/platform/config"
 	"github.com/exo-in-go/exo/pkg/platform/live"
 	"github.com/exo-in-go/exo/pkg/platform/platformtest"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 )
 
-// env is a real exo-app (SQLite store, api.Server) with the events
-// endpoint mounted exactly as cmd/exo-app mounts it.
+// env is a real exo-app (SQLite store) as cmd/exo-app assembles it
+// (pkg/platform/app), with the events endpoint it mounts.
 type env struct {
-	hub      *live.Hub
-	url      string
-	draining context.CancelFunc
+	hub *live.Hub
+	url string
+	// draining starts a graceful shutdown, which tells open streams to
+	// reconnect elsewhere.
+	draining func()
 }
 
-func newEnv(t *testing.T, opts live.Options) *env {
+func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cfg, err := config.Load(func(k string) string {
-		if k == "EXO_DEV_MODE" {
-			return "true"
-		}
-		return ""
-	})
+	vars := map[string]string{"EXO_DEV_MODE": "true", "EXO_DATABASE_DSN": platformtest.DSN(t, "sqlite"), "EXO_CAST_STORAGE_DIR": t.TempDir()}
+	getenv := func(k string) string { return vars[k] }
+	cfg, err := config.Load(getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, platformtest.DSN(t, "sqlite"), nil)
+	a, err := app.New(ctx, cfg, getenv, app.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	hub := live.NewHub(opts)
-	wrapped := live.PublishingStore(st, hub)
-	if _, ok := wrapped.(store.ShellStore); !ok {
-		t.Fatal("the publishing store hides store.ShellStore")
-	}
-	srv, err := api.New(api.Options{Config: cfg, Store: wrapped})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	drainCtx, drain := context.WithCancel(context.Background())
-	srv.Handle("GET /api/v1/events", live.Handler(live.HandlerOptions{Hub: hub, Auth: srv, Draining: drainCtx}))
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { drain(); hub.Close(); ts.Close() })
-	return &env{hub: hub, url: ts.URL, draining: drain}
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ln) }()
+	shutdown := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_ = a.Shutdown(ctx)
+	}
+	t.Cleanup(func() { shutdown(); <-served })
+	return &env{hub: a.Events(), url: "http://" + ln.Addr().String(), draining: func() { go shutdown() }}
 }
 
 type session struct {
@@ -205,7 +202,7 @@ func status(t *testing.T, ev sse) live.DeploymentStatus {
 }
 
 func TestEventsStream(t *testing.T) {
-	e := newEnv(t, live.Options{})
+	e := newEnv(t)
 	alice := e.signup(t, "alice@example.com")
 	bob := e.signup(t, "bob@example.com")
 

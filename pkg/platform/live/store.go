@@ -14,21 +14,10 @@ import (
 // Wiring it in front of api.New makes the deployments list live without the
 // tunnel or the handlers knowing about browsers.
 //
-// Packages discover optional store capabilities with type assertions on
-// api.Server.Store() (the shell asserts store.ShellStore), so the wrapper
-// keeps every optional interface the wrapped store implements.
+// The wrapper embeds the store, so every method of store.Store it does not
+// override reaches the wrapped store unchanged.
 func PublishingStore(s store.Store, pub Publisher) store.Store {
-	p := &publishingStore{Store: s, pub: pub}
-	if sh, ok := s.(store.ShellStore); ok {
-		return &publishingShellStore{publishingStore: p, ShellStore: sh}
-	}
-	return p
-}
-
-// publishingShellStore is a publishingStore that keeps store.ShellStore.
-type publishingShellStore struct {
-	*publishingStore
-	store.ShellStore
+	return &publishingStore{Store: s, pub: pub}
 }
 
 type publishingStore struct {

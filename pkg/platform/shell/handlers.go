@@ -19,9 +19,14 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/exo-in-go/exo/pkg/platform/api"
+	"github.com/exo-in-go/exo/pkg/platform/httpapi"
 	"github.com/exo-in-go/exo/pkg/platform/perm"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 )
+
+// maxRequestBody bounds the JSON bodies of the shell endpoints (a grant's
+// terminal size, the settings): far more than they need.
+const maxRequestBody = 64 << 10
 
 const (
 	permInvoke      = perm.AgentsInvoke
@@ -54,16 +59,16 @@ type GrantResponse struct {
 func (h *Handler) createGrant(w http.ResponseWriter, r *http.Request, p *api.Principal) {
 	depID, ns, name := r.PathValue("id"), r.PathValue("ns"), r.PathValue("name")
 	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
-		writeError(w, http.StatusBadRequest, "invalid", "namespace: "+strings.Join(errs, "; "))
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid", "namespace: "+strings.Join(errs, "; "))
 		return
 	}
 	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
-		writeError(w, http.StatusBadRequest, "invalid", "agent name: "+strings.Join(errs, "; "))
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid", "agent name: "+strings.Join(errs, "; "))
 		return
 	}
 	var req GrantRequest
 	if r.ContentLength != 0 {
-		if !decodeJSON(w, r, &req) {
+		if !httpapi.DecodeJSONLimit(w, r, &req, maxRequestBody) {
 			return
 		}
 	}
@@ -71,21 +76,21 @@ func (h *Handler) createGrant(w http.ResponseWriter, r *http.Request, p *api.Pri
 		req.Cols, req.Rows = 80, 24
 	}
 	if req.Cols > 1000 || req.Rows > 1000 {
-		writeError(w, http.StatusBadRequest, "invalid", "cols and rows must be at most 1000")
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid", "cols and rows must be at most 1000")
 		return
 	}
 	// The deployment must be the caller's tenant's: the store's tenant
 	// scoping answers 404 for another tenant's id, as for an unknown one.
 	if _, err := h.store.GetDeployment(r.Context(), p.TenantID, depID); errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", "deployment not found")
+		httpapi.WriteError(w, http.StatusNotFound, "not_found", "deployment not found")
 		return
 	} else if err != nil {
 		h.log.ErrorContext(r.Context(), "load deployment", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal", "internal server error")
+		httpapi.WriteError(w, http.StatusInternalServerError, "internal", "internal server error")
 		return
 	}
 	if _, ok := h.opts.Tunnels.Conn(depID); !ok {
-		writeError(w, http.StatusConflict, "not_connected", "the deployment's operator is not connected")
+		httpapi.WriteError(w, http.StatusConflict, "not_connected", "the deployment's operator is not connected")
 		return
 	}
 	expires := h.opts.Now().Add(h.opts.GrantTTL)
@@ -103,25 +108,25 @@ func (h *Handler) createGrant(w http.ResponseWriter, r *http.Request, p *api.Pri
 			"tenant", p.TenantID, "user", p.UserID, "retry_after_s", retry)
 		switch lim.Scope {
 		case "user":
-			writeError(w, http.StatusTooManyRequests, "too_many_requests", fmt.Sprintf(
+			httpapi.WriteError(w, http.StatusTooManyRequests, "too_many_requests", fmt.Sprintf(
 				"you have %d shell grants that were not used yet (the limit per user); open the shells you asked for or retry in %d s", lim.Limit, retry))
 		case "tenant":
-			writeError(w, http.StatusTooManyRequests, "too_many_requests", fmt.Sprintf(
+			httpapi.WriteError(w, http.StatusTooManyRequests, "too_many_requests", fmt.Sprintf(
 				"this tenant has %d shell grants that were not used yet (the limit per tenant); retry in %d s", lim.Limit, retry))
 		default:
-			writeError(w, http.StatusServiceUnavailable, "unavailable", fmt.Sprintf(
+			httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", fmt.Sprintf(
 				"too many shells are being opened on this server; retry in %d s", retry))
 		}
 		return
 	} else if err != nil {
 		h.log.ErrorContext(r.Context(), "issue shell grant", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal", "internal server error")
+		httpapi.WriteError(w, http.StatusInternalServerError, "internal", "internal server error")
 		return
 	}
 	ws := *h.opts.BaseURL
 	ws.Scheme = map[string]string{"https": "wss", "http": "ws"}[ws.Scheme]
 	ws.Path = strings.TrimRight(ws.Path, "/") + "/api/v1/shell/" + id
-	writeJSON(w, http.StatusCreated, GrantResponse{GrantID: id, WSURL: ws.String(), ExpiresAt: expires.UTC()})
+	httpapi.WriteJSON(w, http.StatusCreated, GrantResponse{GrantID: id, WSURL: ws.String(), ExpiresAt: expires.UTC()})
 }
 
 // authProtocolPrefix carries the caller's JWT in Sec-WebSocket-Protocol,
@@ -137,13 +142,13 @@ const authProtocolPrefix = "exo-auth."
 func (h *Handler) serveShell(w http.ResponseWriter, r *http.Request) {
 	if origin := r.Header.Get("Origin"); origin != h.origin {
 		h.log.WarnContext(r.Context(), "shell WebSocket refused: foreign origin", "origin", truncate(origin, 200), "remote", r.RemoteAddr)
-		writeError(w, http.StatusForbidden, "forbidden", "cross-origin shell connections are not allowed")
+		httpapi.WriteError(w, http.StatusForbidden, "forbidden", "cross-origin shell connections are not allowed")
 		return
 	}
 	g, err := h.grants.redeem(r.PathValue("grant"))
 	if err != nil {
 		h.log.WarnContext(r.Context(), "shell WebSocket refused", "reason", err.Error(), "remote", r.RemoteAddr)
-		writeError(w, http.StatusForbidden, "invalid_grant", "the shell grant is invalid, expired or already used")
+		httpapi.WriteError(w, http.StatusForbidden, "invalid_grant", "the shell grant is invalid, expired or already used")
 		return
 	}
 	token := ""
@@ -153,7 +158,7 @@ func (h *Handler) serveShell(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if token == "" {
-		writeError(w, http.StatusUnauthorized, "unauthorized", "the "+authProtocolPrefix+"<token> subprotocol is required")
+		httpapi.WriteError(w, http.StatusUnauthorized, "unauthorized", "the "+authProtocolPrefix+"<token> subprotocol is required")
 		return
 	}
 	// Re-authenticate as of now, in the grant's tenant: a member removed or
@@ -163,15 +168,15 @@ func (h *Handler) serveShell(w http.ResponseWriter, r *http.Request) {
 	ar.Header = http.Header{"Authorization": {"Bearer " + token}, "X-Tenant-ID": {g.TenantID}}
 	p, status, msg := h.srv.Authenticate(ar)
 	if p == nil {
-		writeError(w, status, codeFor(status), msg)
+		httpapi.WriteError(w, status, httpapi.CodeFor(status), msg)
 		return
 	}
 	if p.UserID != g.UserID || p.TenantID != g.TenantID {
-		writeError(w, http.StatusForbidden, "invalid_grant", "the shell grant was issued to someone else")
+		httpapi.WriteError(w, http.StatusForbidden, "invalid_grant", "the shell grant was issued to someone else")
 		return
 	}
 	if !p.Can(permInvoke) {
-		writeError(w, http.StatusForbidden, "forbidden", "missing permission "+permInvoke)
+		httpapi.WriteError(w, http.StatusForbidden, "forbidden", "missing permission "+permInvoke)
 		return
 	}
 	if g.Authorization == "" {
@@ -179,13 +184,13 @@ func (h *Handler) serveShell(w http.ResponseWriter, r *http.Request) {
 	}
 	conn, ok := h.opts.Tunnels.Conn(g.DeploymentID)
 	if !ok {
-		writeError(w, http.StatusConflict, "not_connected", "the deployment's operator is not connected")
+		httpapi.WriteError(w, http.StatusConflict, "not_connected", "the deployment's operator is not connected")
 		return
 	}
-	settings, err := h.shells.GetShellSettings(r.Context(), g.TenantID)
+	settings, err := h.store.GetShellSettings(r.Context(), g.TenantID)
 	if err != nil {
 		h.log.ErrorContext(r.Context(), "load shell settings", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal", "internal server error")
+		httpapi.WriteError(w, http.StatusInternalServerError, "internal", "internal server error")
 		return
 	}
 	// Only our own subprotocol is echoed; the token one never is.
@@ -203,23 +208,23 @@ func (h *Handler) serveShell(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) listSessions(w http.ResponseWriter, r *http.Request, p *api.Principal) {
 	q := r.URL.Query()
 	limit, _ := strconv.Atoi(q.Get("limit"))
-	out, err := h.shells.ListShellSessions(r.Context(), p.TenantID, store.Page{Before: q.Get("before"), Limit: limit})
+	out, err := h.store.ListShellSessions(r.Context(), p.TenantID, store.Page{Before: q.Get("before"), Limit: limit})
 	if err != nil {
 		h.log.ErrorContext(r.Context(), "list shell sessions", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal", "internal server error")
+		httpapi.WriteError(w, http.StatusInternalServerError, "internal", "internal server error")
 		return
 	}
 	items := make([]sessionView, len(out))
 	for i, s := range out {
 		items[i] = h.view(s)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"items": items})
 }
 
 func (h *Handler) getSession(w http.ResponseWriter, r *http.Request, p *api.Principal) {
 	s, ok := h.loadSession(w, r, p)
 	if ok {
-		writeJSON(w, http.StatusOK, h.view(s))
+		httpapi.WriteJSON(w, http.StatusOK, h.view(s))
 	}
 }
 
@@ -246,13 +251,13 @@ func (h *Handler) view(s store.ShellSession) sessionView {
 }
 
 func (h *Handler) loadSession(w http.ResponseWriter, r *http.Request, p *api.Principal) (store.ShellSession, bool) {
-	s, err := h.shells.GetShellSession(r.Context(), p.TenantID, r.PathValue("id"))
+	s, err := h.store.GetShellSession(r.Context(), p.TenantID, r.PathValue("id"))
 	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", "session not found")
+		httpapi.WriteError(w, http.StatusNotFound, "not_found", "session not found")
 		return s, false
 	} else if err != nil {
 		h.log.ErrorContext(r.Context(), "load shell session", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal", "internal server error")
+		httpapi.WriteError(w, http.StatusInternalServerError, "internal", "internal server error")
 		return s, false
 	}
 	return s, true
@@ -266,16 +271,16 @@ func (h *Handler) downloadRecording(w http.ResponseWriter, r *http.Request, p *a
 		return
 	}
 	if !s.RecordingAvailable {
-		writeError(w, http.StatusGone, "recording_expired", "the recording was removed after the retention period (EXO_CAST_RETENTION)")
+		httpapi.WriteError(w, http.StatusGone, "recording_expired", "the recording was removed after the retention period (EXO_CAST_RETENTION)")
 		return
 	}
 	f, err := os.Open(filepath.Join(h.opts.CastDir, filepath.FromSlash(s.Recording)))
 	if errors.Is(err, os.ErrNotExist) {
-		writeError(w, http.StatusNotFound, "not_found", "the recording is no longer stored")
+		httpapi.WriteError(w, http.StatusNotFound, "not_found", "the recording is no longer stored")
 		return
 	} else if err != nil {
 		h.log.ErrorContext(r.Context(), "open recording", "session", s.ID, "err", err)
-		writeError(w, http.StatusInternalServerError, "internal", "internal server error")
+		httpapi.WriteError(w, http.StatusInternalServerError, "internal", "internal server error")
 		return
 	}
 	defer f.Close()
@@ -291,37 +296,37 @@ func (h *Handler) downloadRecording(w http.ResponseWriter, r *http.Request, p *a
 }
 
 func (h *Handler) getSettings(w http.ResponseWriter, r *http.Request, p *api.Principal) {
-	st, err := h.shells.GetShellSettings(r.Context(), p.TenantID)
+	st, err := h.store.GetShellSettings(r.Context(), p.TenantID)
 	if err != nil {
 		h.log.ErrorContext(r.Context(), "load shell settings", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal", "internal server error")
+		httpapi.WriteError(w, http.StatusInternalServerError, "internal", "internal server error")
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	httpapi.WriteJSON(w, http.StatusOK, st)
 }
 
 func (h *Handler) putSettings(w http.ResponseWriter, r *http.Request, p *api.Principal) {
 	var req struct {
 		RecordInput *bool `json:"record_input"`
 	}
-	if !decodeJSON(w, r, &req) {
+	if !httpapi.DecodeJSONLimit(w, r, &req, maxRequestBody) {
 		return
 	}
 	if req.RecordInput == nil {
-		writeError(w, http.StatusBadRequest, "invalid", "record_input is required")
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid", "record_input is required")
 		return
 	}
 	ctx := audited(r.Context(), store.AuditEvent{
 		TenantID: p.TenantID, ActorID: p.UserID, ActorEmail: p.Email, Action: AuditShellSettingsUpdated,
 		TargetType: "tenant", TargetID: p.TenantID, RemoteAddr: h.srv.ClientAddr(r),
 	}, map[string]any{"record_input": *req.RecordInput})
-	st, err := h.shells.SetShellSettings(ctx, p.TenantID, store.ShellSettings{RecordInput: *req.RecordInput})
+	st, err := h.store.SetShellSettings(ctx, p.TenantID, store.ShellSettings{RecordInput: *req.RecordInput})
 	if err != nil {
 		h.log.ErrorContext(r.Context(), "save shell settings", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal", "internal server error")
+		httpapi.WriteError(w, http.StatusInternalServerError, "internal", "internal server error")
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	httpapi.WriteJSON(w, http.StatusOK, st)
 }
 
 // audited returns ctx carrying e with detail, for the store to record in
@@ -335,32 +340,9 @@ func audited(ctx context.Context, e store.AuditEvent, detail map[string]any) con
 
 // ---- small HTTP helpers ----
 
-func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) bool {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
-			writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
-			return false
-		}
-	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_json", "malformed request body: "+err.Error())
-		return false
-	}
-	return true
-}
-
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
 	return s[:n]
 }
-
-// The API's response helpers, so every endpoint answers in one shape.
-var (
-	writeJSON  = api.WriteJSON
-	writeError = api.WriteError
-)

@@ -112,7 +112,7 @@ func (h *Handler) runSession(ws *websocket.Conn, conn Conn, g grant, settings st
 	}
 	// The session row and its audit event are written together.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	err = h.shells.CreateShellSession(audited(ctx, store.AuditEvent{
+	err = h.store.CreateShellSession(audited(ctx, store.AuditEvent{
 		TenantID: g.TenantID, ActorID: g.UserID, ActorEmail: g.UserEmail, Action: AuditShellOpened,
 		TargetType: "shell_session", TargetID: sess.ID, RemoteAddr: remote,
 	}, map[string]any{"deployment_id": g.DeploymentID, "namespace": g.Namespace, "agent": g.Agent, "input_recorded": settings.RecordInput}), sess)
@@ -161,7 +161,7 @@ func (h *Handler) runSession(ws *websocket.Conn, conn Conn, g grant, settings st
 		detail["exit_code"] = *end.ExitCode
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
-	err = h.shells.EndShellSession(audited(ctx, store.AuditEvent{
+	err = h.store.EndShellSession(audited(ctx, store.AuditEvent{
 		TenantID: g.TenantID, ActorID: g.UserID, ActorEmail: g.UserEmail, Action: AuditShellClosed,
 		TargetType: "shell_session", TargetID: sess.ID, RemoteAddr: remote,
 	}, detail), g.TenantID, sess.ID, end)

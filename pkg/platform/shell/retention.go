@@ -88,7 +88,7 @@ func (h *Handler) sweepRecordings(ctx context.Context) {
 func (h *Handler) expireRecording(ctx context.Context, tenantID, id, path string, cutoff time.Time) bool {
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	s, err := h.shells.GetShellSession(qctx, tenantID, id)
+	s, err := h.store.GetShellSession(qctx, tenantID, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// The tenant (and with it the session row) was deleted.
@@ -100,7 +100,7 @@ func (h *Handler) expireRecording(ctx context.Context, tenantID, id, path string
 	default:
 		// The row first: a download from now on answers 410 instead of
 		// finding a half-removed file.
-		if err := h.shells.ExpireShellRecording(qctx, tenantID, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := h.store.ExpireShellRecording(qctx, tenantID, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 			h.log.Error("sweep recordings: expire session recording", "session", id, "err", err)
 			return false
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/exo-in-go/exo/pkg/platform/api"
+	"github.com/exo-in-go/exo/pkg/platform/httpapi"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 	"github.com/exo-in-go/exo/pkg/tunnel"
 )
@@ -160,7 +161,6 @@ func (o Options) withDefaults() Options {
 type Handler struct {
 	srv      *api.Server
 	store    store.Store
-	shells   store.ShellStore
 	log      *slog.Logger
 	opts     Options
 	origin   string
@@ -191,17 +191,12 @@ func Mount(srv *api.Server, opts Options) (*Handler, error) {
 	if opts.Tunnels == nil || opts.CastDir == "" || opts.BaseURL == nil {
 		return nil, errors.New("shell: Tunnels, CastDir and BaseURL are required")
 	}
-	shells, ok := srv.Store().(store.ShellStore)
-	if !ok {
-		return nil, fmt.Errorf("shell: the store (%T) does not implement store.ShellStore", srv.Store())
-	}
 	if err := os.MkdirAll(opts.CastDir, 0o750); err != nil {
 		return nil, fmt.Errorf("shell: EXO_CAST_STORAGE_DIR: %w", err)
 	}
 	h := &Handler{
 		srv:    srv,
 		store:  srv.Store(),
-		shells: shells,
 		log:    srv.Logger().With("component", "shell"),
 		opts:   opts,
 		origin: opts.BaseURL.Scheme + "://" + opts.BaseURL.Host,
@@ -255,14 +250,11 @@ func (h *Handler) routes() {
 			r = r.WithContext(ctx)
 			p, status, msg := h.srv.Authenticate(r)
 			if p == nil {
-				if status == http.StatusUnauthorized {
-					w.Header().Set("WWW-Authenticate", `Bearer realm="exo"`)
-				}
-				writeError(w, status, codeFor(status), msg)
+				httpapi.WriteAuthError(w, status, msg)
 				return
 			}
 			if !p.Can(permission) {
-				writeError(w, http.StatusForbidden, "forbidden", "missing permission "+permission)
+				httpapi.WriteError(w, http.StatusForbidden, "forbidden", "missing permission "+permission)
 				return
 			}
 			fn(w, r, p)
@@ -303,24 +295,4 @@ func (h *Handler) openStream(conn Conn) (*tunnel.Stream, error) {
 		lastErr = err // taken by a long-lived stream after a wrap-around
 	}
 	return nil, fmt.Errorf("no free tunnel stream id: %w", lastErr)
-}
-
-func codeFor(status int) string {
-	switch status {
-	case http.StatusUnauthorized:
-		return "unauthorized"
-	case http.StatusForbidden:
-		return "forbidden"
-	case http.StatusNotFound:
-		return "not_found"
-	case http.StatusConflict:
-		return "conflict"
-	case http.StatusServiceUnavailable:
-		return "unavailable"
-	case http.StatusTooManyRequests:
-		return "too_many_requests"
-	case http.StatusBadRequest:
-		return "invalid"
-	}
-	return "internal"
 }

@@ -53,23 +53,6 @@ type ShellSettings struct {
 	UpdatedAt   time.Time `json:"updated_at"`
 }
 
-// ShellStore persists shell sessions and settings. The SQL store returned
-// by Open implements it; every method is tenant-scoped.
-type ShellStore interface {
-	CreateShellSession(ctx context.Context, s ShellSession) error
-	EndShellSession(ctx context.Context, tenantID, id string, end ShellSessionEnd) error
-	ListShellSessions(ctx context.Context, tenantID string, p Page) ([]ShellSession, error)
-	GetShellSession(ctx context.Context, tenantID, id string) (ShellSession, error)
-	GetShellSettings(ctx context.Context, tenantID string) (ShellSettings, error)
-	SetShellSettings(ctx context.Context, tenantID string, s ShellSettings) (ShellSettings, error)
-	// ExpireShellRecording records that an ended session's recording file
-	// is being removed (retention): the session stays listed, without a
-	// recording. ErrNotFound when no such ended session has one.
-	ExpireShellRecording(ctx context.Context, tenantID, id string) error
-}
-
-var _ ShellStore = (*sqlStore)(nil)
-
 const shellSessionCols = `id, tenant_id, user_id, user_email, deployment_id, namespace, agent, pod, container, remote_addr,
 	input_recorded, recording, recording_bytes, started_at, ended_at, exit_code, end_reason`
 

@@ -308,4 +308,17 @@ type Store interface {
 	SaveOIDCState(ctx context.Context, s OIDCState) error
 	// ConsumeOIDCState deletes and returns the state; a second call fails.
 	ConsumeOIDCState(ctx context.Context, stateHash string, now time.Time) (OIDCState, error)
+
+	// Browser shell sessions and the tenant's shell settings
+	// (pkg/platform/shell; shell_sessions.go).
+	CreateShellSession(ctx context.Context, s ShellSession) error
+	EndShellSession(ctx context.Context, tenantID, id string, end ShellSessionEnd) error
+	ListShellSessions(ctx context.Context, tenantID string, p Page) ([]ShellSession, error)
+	GetShellSession(ctx context.Context, tenantID, id string) (ShellSession, error)
+	GetShellSettings(ctx context.Context, tenantID string) (ShellSettings, error)
+	SetShellSettings(ctx context.Context, tenantID string, s ShellSettings) (ShellSettings, error)
+	// ExpireShellRecording records that an ended session's recording file
+	// is being removed (retention): the session stays listed, without a
+	// recording. ErrNotFound when no such ended session has one.
+	ExpireShellRecording(ctx context.Context, tenantID, id string) error
 }

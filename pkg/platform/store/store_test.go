@@ -145,28 +145,27 @@ func TestStore(t *testing.T) {
 			}
 
 			// Shell recordings expire only for ended sessions, per tenant.
-			shells := s.(store.ShellStore)
 			ss := store.ShellSession{ID: "sess-1", TenantID: ta.ID, UserID: ua.ID, UserEmail: ua.Email, DeploymentID: d.ID,
 				Namespace: "ns", Agent: "a", Recording: ta.ID + "/sess-1.cast"}
-			if err := shells.CreateShellSession(ctx, ss); err != nil {
+			if err := s.CreateShellSession(ctx, ss); err != nil {
 				t.Fatal(err)
 			}
-			if err := shells.ExpireShellRecording(ctx, ta.ID, ss.ID); !errors.Is(err, store.ErrNotFound) {
+			if err := s.ExpireShellRecording(ctx, ta.ID, ss.ID); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("expire a running session's recording: %v, want ErrNotFound", err)
 			}
-			if err := shells.EndShellSession(ctx, ta.ID, ss.ID, store.ShellSessionEnd{EndedAt: time.Now(), RecordingBytes: 10}); err != nil {
+			if err := s.EndShellSession(ctx, ta.ID, ss.ID, store.ShellSessionEnd{EndedAt: time.Now(), RecordingBytes: 10}); err != nil {
 				t.Fatal(err)
 			}
-			if err := shells.ExpireShellRecording(ctx, tb.ID, ss.ID); !errors.Is(err, store.ErrNotFound) {
+			if err := s.ExpireShellRecording(ctx, tb.ID, ss.ID); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("tenant B expired tenant A's recording: %v", err)
 			}
-			if got, err := shells.GetShellSession(ctx, ta.ID, ss.ID); err != nil || !got.RecordingAvailable {
+			if got, err := s.GetShellSession(ctx, ta.ID, ss.ID); err != nil || !got.RecordingAvailable {
 				t.Fatalf("before expiry: %+v %v", got, err)
 			}
-			if err := shells.ExpireShellRecording(ctx, ta.ID, ss.ID); err != nil {
+			if err := s.ExpireShellRecording(ctx, ta.ID, ss.ID); err != nil {
 				t.Fatal(err)
 			}
-			if got, err := shells.GetShellSession(ctx, ta.ID, ss.ID); err != nil || got.RecordingAvailable || got.Recording != "" || got.EndedAt == nil {
+			if got, err := s.GetShellSession(ctx, ta.ID, ss.ID); err != nil || got.RecordingAvailable || got.Recording != "" || got.EndedAt == nil {
 				t.Fatalf("after expiry: %+v %v", got, err)
 			}
 		})
