@@ -12,6 +12,7 @@ import (
 
 	"github.com/exo-in-go/exo/pkg/connect"
 	"github.com/exo-in-go/exo/pkg/platform/agentkube"
+	"github.com/exo-in-go/exo/test/poll"
 )
 
 // BenchmarkDeltaLatency measures how long a change takes from the write to
@@ -42,7 +43,7 @@ func BenchmarkDeltaLatency(b *testing.B) {
 		}
 		return false
 	}
-	eventually(b, time.Minute, func() error {
+	poll.Until(b, time.Minute, func() error {
 		if s, _ := platformState(p, jwt, id); len(s) == 0 {
 			return fmt.Errorf("view not synced yet")
 		}

@@ -17,6 +17,7 @@ import (
 
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
 	"github.com/exo-in-go/exo/pkg/platform/agentkube"
+	"github.com/exo-in-go/exo/test/poll"
 )
 
 var managedLabels = map[string]string{"app.kubernetes.io/managed-by": "agentkube-manager"}
@@ -79,7 +80,7 @@ func platformState(p *platform, jwt, id string) ([]string, bool) {
 
 func waitConverged(t *testing.T, p *platform, jwt, id string) {
 	t.Helper()
-	eventually(t, 90*time.Second, func() error {
+	poll.Until(t, 90*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		want, err := clusterState(ctx)

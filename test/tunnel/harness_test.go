@@ -270,18 +270,3 @@ func startOperator(t testing.TB, baseURL, token string, tweak ...func(*connect.O
 	}
 	connecttest.Start(t, cluster.Config, cluster.Scheme, opts)
 }
-
-func eventually(t testing.TB, d time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for delay := time.Millisecond; ; delay = min(delay*2, 100*time.Millisecond) {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(delay) // polling a condition with backoff
-	}
-}

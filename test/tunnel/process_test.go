@@ -18,6 +18,7 @@ import (
 
 	"github.com/exo-in-go/exo/pkg/platform/agentkube"
 	"github.com/exo-in-go/exo/pkg/platform/store"
+	"github.com/exo-in-go/exo/test/poll"
 )
 
 // seedAgents creates a few Agents so the first snapshot is not empty.
@@ -123,7 +124,7 @@ func TestProcessManagerLeaderKilled(t *testing.T) {
 	// Only the leader runs the connector, so the cluster id the platform
 	// shows names the leader.
 	var v agentkube.ClusterView
-	eventually(t, time.Minute, func() error {
+	poll.Until(t, time.Minute, func() error {
 		var err error
 		if v, err = clusterView(api, jwt, id); err != nil {
 			return err
@@ -162,7 +163,7 @@ func TestProcessManagerLeaderKilled(t *testing.T) {
 	waitConnected(t, api, jwt, id, standby.clusterID, time.Minute)
 	takeover := time.Since(killAt)
 	var holderAfter string
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		var err error
 		if holderAfter, err = leaseHolder(ctx, opts.leaseID); err != nil {
 			return err
@@ -209,7 +210,7 @@ func TestProcessOperatorStopped(t *testing.T) {
 		leaseDuration: time.Minute, renewDeadline: 40 * time.Second, retryPeriod: 2 * time.Second,
 	})
 	waitConnected(t, api, jwt, id, "proc-stop", time.Minute)
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		d, err := getDeployment(api, jwt, id)
 		if err == nil && d.Status != store.StatusConnected {
 			err = fmt.Errorf("status %q, want connected", d.Status)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/exo-in-go/exo/pkg/platform/agentkube"
 	"github.com/exo-in-go/exo/pkg/platform/store"
+	"github.com/exo-in-go/exo/test/poll"
 	"github.com/exo-in-go/exo/test/ports"
 	"github.com/exo-in-go/exo/test/procs"
 )
@@ -205,7 +206,7 @@ func getDeployment(p *platform, jwt, id string) (store.Deployment, error) {
 func waitConnected(t *testing.T, p *platform, jwt, id, clusterID string, d time.Duration) agentkube.ClusterView {
 	t.Helper()
 	var v agentkube.ClusterView
-	eventually(t, d, func() error {
+	poll.Until(t, d, func() error {
 		var err error
 		if v, err = clusterView(p, jwt, id); err != nil {
 			return err

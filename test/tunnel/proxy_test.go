@@ -16,6 +16,7 @@ import (
 	"github.com/exo-in-go/exo/pkg/connect"
 	"github.com/exo-in-go/exo/pkg/platform/agentkube"
 	"github.com/exo-in-go/exo/pkg/platform/store"
+	"github.com/exo-in-go/exo/test/poll"
 )
 
 // nginxConf is the seed's ingress in nginx terms: WebSocket upgrades passed through to
@@ -82,7 +83,7 @@ func startNginx(t *testing.T, upstream, readTimeout string) string {
 		_ = cmd.Wait()
 	})
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		resp, err := http.Get(base + "/api/health")
 		if err != nil {
 			return err

@@ -15,6 +15,7 @@ import (
 
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
 	"github.com/exo-in-go/exo/pkg/connect"
+	"github.com/exo-in-go/exo/test/poll"
 )
 
 // pipeOutput stands in for the agentlet's followed run output (there is no
@@ -76,7 +77,7 @@ func testInvokeStreams(t *testing.T, front func(*platform) string) {
 
 	// The agentlet starts the run: the AgentRun controller records its id.
 	var run agentkubev1alpha1.AgentRun
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		var runs agentkubev1alpha1.AgentRunList
 		if err := cluster.Client.List(ctx, &runs, client.InNamespace(ns)); err != nil || len(runs.Items) == 0 {
 			return errNotYet("the AgentRun")

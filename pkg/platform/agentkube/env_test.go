@@ -28,6 +28,7 @@ import (
 	"github.com/exo-in-go/exo/pkg/platform/platformtest"
 	"github.com/exo-in-go/exo/pkg/platform/store"
 	"github.com/exo-in-go/exo/pkg/tunnel"
+	"github.com/exo-in-go/exo/test/poll"
 )
 
 // env is a real exo-app, as cmd/exo-app assembles it (pkg/platform/app), on
@@ -115,28 +116,13 @@ func (l *statusLog) of(dep string) []string {
 // waitStatuses polls until the deployment went through want, in order.
 func (e *env) waitStatuses(dep string, want ...string) {
 	e.t.Helper()
-	eventually(e.t, 30*time.Second, func() error {
+	poll.Until(e.t, 30*time.Second, func() error {
 		got := e.status.of(dep)
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			return fmt.Errorf("status transitions %v, want %v", got, want)
 		}
 		return nil
 	})
-}
-
-func eventually(t testing.TB, d time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for delay := time.Millisecond; ; delay = min(delay*2, 50*time.Millisecond) {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(delay) // polling a condition with backoff
-	}
 }
 
 // do sends a dashboard API request and decodes a JSON answer into out.
@@ -399,7 +385,7 @@ func (e *env) waitObjects(u user, id string, keys ...string) {
 	e.t.Helper()
 	want := append([]string(nil), keys...)
 	sort.Strings(want)
-	eventually(e.t, 30*time.Second, func() error {
+	poll.Until(e.t, 30*time.Second, func() error {
 		var v agentkube.ClusterView
 		if code := e.do("GET", "/api/v1/deployments/"+id+"/cluster", u.Token, nil, &v); code != http.StatusOK {
 			return fmt.Errorf("GET cluster: %d", code)

@@ -383,18 +383,6 @@ func (o *operator) delta(objs ...tunnel.Object) error {
 	return o.conn.Send(ctx, tunnel.TypeDelta, "", tunnel.Delta{Generation: o.gen, Changes: ch})
 }
 
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond) // polling an observable condition
-	}
-}
-
 // shellClient is a browser's shell WebSocket.
 type shellClient struct {
 	ws *websocket.Conn

@@ -11,6 +11,7 @@ import (
 
 	"github.com/exo-in-go/exo/pkg/platform/platformtest"
 	"github.com/exo-in-go/exo/pkg/tunnel"
+	"github.com/exo-in-go/exo/test/poll"
 )
 
 // Item 4: any tenant's operator could make exo-app's memory grow without
@@ -41,7 +42,7 @@ func TestItem04_OperatorCannotExhaustViewMemory(t *testing.T) {
 			if err := op.snapshot(agentObject("seed", 0)); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the snapshot", 10*time.Second, func() bool { return a.cluster(t, u, depID).Synced })
+			poll.UntilTrue(t, "the snapshot", 10*time.Second, func() bool { return a.cluster(t, u, depID).Synced })
 			rss0 := rss(t, a)
 
 			// Attack: upsert ~1 MiB objects, each filling every field the
@@ -57,12 +58,12 @@ func TestItem04_OperatorCannotExhaustViewMemory(t *testing.T) {
 				}
 			}
 			var v clusterView
-			waitFor(t, "the last delta to be processed", 30*time.Second, func() bool {
+			poll.UntilTrue(t, "the last delta to be processed", 30*time.Second, func() bool {
 				v = a.cluster(t, u, depID)
 				peak = max(peak, rss(t, a))
 				return v.OverBudget && len(v.Objects) > 0 && v.Detail != ""
 			})
-			waitFor(t, "the refusal to reach the operator", 10*time.Second, func() bool { return len(op.received(typeViewOverBudget)) == 1 })
+			poll.UntilTrue(t, "the refusal to reach the operator", 10*time.Second, func() bool { return len(op.received(typeViewOverBudget)) == 1 })
 			peak = max(peak, rss(t, a))
 			t.Logf("exo-app RSS: %d MiB before, peak %d MiB while one operator pushed %d objects of ~1 MiB (%d MiB) in %s; view %d bytes of %d, %d objects kept",
 				rss0>>20, peak>>20, objects, objects*970>>10, time.Since(start).Round(time.Millisecond), v.ViewBytes, budget, len(v.Objects))
@@ -105,7 +106,7 @@ func TestItem04_OperatorCannotExhaustViewMemory(t *testing.T) {
 			}
 
 			// Once the deployment is offline its view is freed.
-			waitFor(t, "the view to be freed after the offline window", 15*time.Second, func() bool {
+			poll.UntilTrue(t, "the view to be freed after the offline window", 15*time.Second, func() bool {
 				v = a.cluster(t, u, depID)
 				return v.Status == "offline" && len(v.Objects) == 0 && v.ViewBytes == 0
 			})
@@ -119,7 +120,7 @@ func TestItem04_OperatorCannotExhaustViewMemory(t *testing.T) {
 			if err := op2.snapshot(agentObject("hello", 0)); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the new snapshot", 10*time.Second, func() bool {
+			poll.UntilTrue(t, "the new snapshot", 10*time.Second, func() bool {
 				v = a.cluster(t, u, depID)
 				return v.Synced && !v.OverBudget && len(v.Objects) == 1 && v.Objects[0].Name == "hello"
 			})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/exo-in-go/exo/pkg/platform/platformtest"
 	"github.com/exo-in-go/exo/pkg/tunnel"
+	"github.com/exo-in-go/exo/test/poll"
 )
 
 // Item 6: rotating a deployment's token or deleting the deployment must
@@ -28,7 +29,7 @@ func TestItem06_RotateAndDeleteCloseTheTunnel(t *testing.T) {
 			if err := op.snapshot(); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the operator to be connected", 10*time.Second, func() bool { return a.cluster(t, admin, depID).Connected })
+			poll.UntilTrue(t, "the operator to be connected", 10*time.Second, func() bool { return a.cluster(t, admin, depID).Connected })
 
 			// Attack: rotate (the token leaked) and hope the stolen
 			// connection stays usable.
@@ -62,7 +63,7 @@ func TestItem06_RotateAndDeleteCloseTheTunnel(t *testing.T) {
 			if err := op2.snapshot(); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the new connection to be live", 10*time.Second, func() bool { return a.cluster(t, admin, depID).Connected })
+			poll.UntilTrue(t, "the new connection to be live", 10*time.Second, func() bool { return a.cluster(t, admin, depID).Connected })
 			if _, ok := op2.closed(1500 * time.Millisecond); ok {
 				t.Fatalf("the connection with the current token was closed: %v", op2.err)
 			}

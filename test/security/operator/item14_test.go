@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/exo-in-go/exo/pkg/platform/platformtest"
+	"github.com/exo-in-go/exo/test/poll"
 )
 
 // Item 14: an open shell was never re-authorised, so removal from the
@@ -81,7 +82,7 @@ func TestItem14_RevokedShellEnds(t *testing.T) {
 					Active    bool   `json:"active"`
 				}
 			}
-			waitFor(t, "four sessions recorded as revoked", 10*time.Second, func() bool {
+			poll.UntilTrue(t, "four sessions recorded as revoked", 10*time.Second, func() bool {
 				a.must(t, http.StatusOK, "GET", "/api/v1/sessions", login.Token, nil, &sessions)
 				n := 0
 				for _, s := range sessions.Items {

@@ -20,6 +20,7 @@ import (
 	"github.com/exo-in-go/exo/pkg/platform/platformtest"
 	"github.com/exo-in-go/exo/pkg/tunnel"
 	"github.com/exo-in-go/exo/test/framework"
+	"github.com/exo-in-go/exo/test/poll"
 )
 
 // The secrets planted in the cluster's objects. None may reach exo-app.
@@ -65,11 +66,11 @@ func TestItem23_NoEnvValuesOrRunInputsReachThePlatform(t *testing.T) {
 				if err := op.snapshot(objs[0]); err != nil {
 					t.Fatal(err)
 				}
-				waitFor(t, "the snapshot", 10*time.Second, func() bool { return a.cluster(t, u, depID).Synced })
+				poll.UntilTrue(t, "the snapshot", 10*time.Second, func() bool { return a.cluster(t, u, depID).Synced })
 				if err := op.delta(objs[1:]...); err != nil {
 					t.Fatal(err)
 				}
-				waitFor(t, "the delta", 10*time.Second, func() bool { return len(a.cluster(t, u, depID).Objects) == 3 })
+				poll.UntilTrue(t, "the delta", 10*time.Second, func() bool { return len(a.cluster(t, u, depID).Objects) == 3 })
 				checkNoSecrets(t, a, u, depID)
 			})
 		}
@@ -107,7 +108,7 @@ func TestItem23_NoEnvValuesOrRunInputsReachThePlatform(t *testing.T) {
 					Logger: logr.Discard(),
 				})
 				defer stop()
-				waitFor(t, "the connector's snapshot", 30*time.Second, func() bool { return len(a.cluster(t, u, depID).Objects) == 3 })
+				poll.UntilTrue(t, "the connector's snapshot", 30*time.Second, func() bool { return len(a.cluster(t, u, depID).Objects) == 3 })
 				checkNoSecrets(t, a, u, depID)
 			})
 		}
