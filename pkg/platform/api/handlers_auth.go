@@ -104,16 +104,18 @@ func checkPassword(w http.ResponseWriter, password string) bool {
 // sends a link (POST /auth/signup/confirm finishes), and answers 202
 // whether or not the address already has an account: the mailbox's owner
 // learns which, nobody else does, and nobody can hold an address they do
-// not own (an invitation to it would otherwise reach them). Without mail,
-// only dev mode signs up at once.
+// not own (an invitation to it would otherwise reach them). With
+// EXO_SIGNUP_CONFIRM_EMAIL=false (the default only in dev mode without
+// mail) it signs up at once.
 func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.SignupEnabled {
 		httpapi.WriteError(w, http.StatusForbidden, "signup_disabled", "self sign-up is disabled; ask an administrator for an invitation")
 		return
 	}
-	verify := s.mailer.Enabled()
-	if !verify && !s.cfg.DevMode {
-		httpapi.WriteError(w, http.StatusForbidden, "signup_unavailable", "self sign-up confirms e-mail addresses and no mail relay is configured (EXO_SMTP_ADDR); ask an administrator for an invitation")
+	verify := s.cfg.SignupConfirmEmail
+	if verify && !s.mailer.Enabled() {
+		httpapi.WriteError(w, http.StatusForbidden, "signup_unavailable", "self sign-up confirms e-mail addresses and no mail relay is configured: "+
+			"set EXO_SMTP_ADDR, or EXO_SIGNUP_CONFIRM_EMAIL=false to sign up without confirmation (see docs/security.md), or ask an administrator for an invitation")
 		return
 	}
 	if s.anonLimited(w, r) {
@@ -157,7 +159,8 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !verify {
-		// Dev mode without mail: at once (an address can be probed here).
+		// Without confirmation (dev mode without mail, or chosen): at once,
+		// and an address can be probed here.
 		ctx := store.WithAudit(r.Context(), s.auditEvent(r, "", "", "", "auth.signup", "tenant", "", map[string]any{"tenant_name": tenantName}))
 		u, t, err := s.store.SignUp(ctx, store.User{Email: email, Name: name, PasswordHash: hash}, tenantName)
 		if errors.Is(err, store.ErrConflict) {

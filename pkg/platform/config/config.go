@@ -41,6 +41,11 @@ type Config struct {
 	// headers are never doubled.
 	CORSEnabled   bool
 	SignupEnabled bool
+	// SignupConfirmEmail makes self sign-up confirm the address by mail
+	// before the account exists (EXO_SIGNUP_CONFIRM_EMAIL; true unless dev
+	// mode runs without a mail relay). Without it, sign-up tells taken
+	// addresses apart and lets anyone hold an address they do not own.
+	SignupConfirmEmail bool
 	MaxBodyBytes  int64
 
 	// LoginRatePerMinute bounds failed and successful login attempts per
@@ -199,6 +204,9 @@ func Load(getenv Getenv) (*Config, error) {
 	}
 	if c.SignupEnabled, err = parseBool(getenv("EXO_SIGNUP_ENABLED"), true); err != nil {
 		fail("EXO_SIGNUP_ENABLED", "%v", err)
+	}
+	if c.SignupConfirmEmail, err = parseBool(getenv("EXO_SIGNUP_CONFIRM_EMAIL"), !(c.DevMode && getenv("EXO_SMTP_ADDR") == "")); err != nil {
+		fail("EXO_SIGNUP_CONFIRM_EMAIL", "%v", err)
 	}
 	if c.TrustProxyHeaders, err = parseBool(getenv("EXO_TRUST_PROXY_HEADERS"), false); err != nil {
 		fail("EXO_TRUST_PROXY_HEADERS", "%v", err)
