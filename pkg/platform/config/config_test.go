@@ -80,3 +80,21 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		t.Fatalf("hex key: %v", err)
 	}
 }
+
+func TestSignupConfirmEmailDefaults(t *testing.T) {
+	prod := map[string]string{"EXO_JWT_SECRET": strings.Repeat("s", 40), "EXO_ENCRYPTION_KEY": strings.Repeat("k", 32)}
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want bool
+	}{
+		"production":            {prod, true},
+		"dev without mail":      {map[string]string{"EXO_DEV_MODE": "true"}, false},
+		"dev with mail":         {map[string]string{"EXO_DEV_MODE": "true", "EXO_SMTP_ADDR": "mail:25"}, true},
+		"production, opted out": {map[string]string{"EXO_JWT_SECRET": strings.Repeat("s", 40), "EXO_ENCRYPTION_KEY": strings.Repeat("k", 32), "EXO_SIGNUP_CONFIRM_EMAIL": "false"}, false},
+	} {
+		c, err := Load(env(tc.env))
+		if err != nil || c.SignupConfirmEmail != tc.want {
+			t.Errorf("%s: SignupConfirmEmail %v (%v), want %v", name, c != nil && c.SignupConfirmEmail, err, tc.want)
+		}
+	}
+}
