@@ -46,7 +46,7 @@ type Config struct {
 	// mode runs without a mail relay). Without it, sign-up tells taken
 	// addresses apart and lets anyone hold an address they do not own.
 	SignupConfirmEmail bool
-	MaxBodyBytes  int64
+	MaxBodyBytes       int64
 
 	// LoginRatePerMinute bounds failed and successful login attempts per
 	// e-mail address (and, more generously, per client address).
