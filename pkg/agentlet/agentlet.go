@@ -69,9 +69,6 @@ func New(cfg config.Config, log *slog.Logger) (*Agentlet, error) {
 	return a, nil
 }
 
-// Handler is the HTTP API, for tests that bring their own listener.
-func (a *Agentlet) Handler() http.Handler { return a.handler }
-
 // Serve answers on ln until ctx ends, then shuts down: it refuses new work,
 // cancels the active run and ends attach sessions (their processes get the
 // kill grace period), and closes the listener.

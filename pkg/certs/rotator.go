@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -352,49 +354,59 @@ func (r *Rotator) inject(ctx context.Context, bundle []byte) error {
 }
 
 func (r *Rotator) injectWebhookConfiguration(ctx context.Context, name string, bundle []byte) error {
-	client := r.kube.AdmissionregistrationV1().ValidatingWebhookConfigurations()
-	vwc, err := client.Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		r.log.V(1).Info("ValidatingWebhookConfiguration not found; not injecting", "name", name)
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading ValidatingWebhookConfiguration %s: %w", name, err)
-	}
-	updated := vwc.DeepCopy()
-	changed := false
-	for i := range updated.Webhooks {
-		if !bytes.Equal(updated.Webhooks[i].ClientConfig.CABundle, bundle) {
-			updated.Webhooks[i].ClientConfig.CABundle = bundle
-			changed = true
-		}
-	}
-	if !changed {
-		return nil
-	}
-	if _, err := client.Update(ctx, updated, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
-		return fmt.Errorf("injecting caBundle into ValidatingWebhookConfiguration %s: %w", name, err)
-	}
-	certificateWrites.WithLabelValues("webhookconfiguration").Inc()
-	r.log.Info("Injected caBundle", "validatingWebhookConfiguration", name, "certificates", len(parseCerts(bundle)))
-	return nil
+	return injectWebhookCABundle(ctx, r, r.kube.AdmissionregistrationV1().ValidatingWebhookConfigurations(),
+		"ValidatingWebhookConfiguration", "validatingWebhookConfiguration", name, bundle,
+		func(c *admissionregistrationv1.ValidatingWebhookConfiguration) []*admissionregistrationv1.WebhookClientConfig {
+			return clientConfigs(c.Webhooks, func(w *admissionregistrationv1.ValidatingWebhook) *admissionregistrationv1.WebhookClientConfig {
+				return &w.ClientConfig
+			})
+		})
 }
 
 func (r *Rotator) injectMutatingWebhookConfiguration(ctx context.Context, name string, bundle []byte) error {
-	client := r.kube.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	mwc, err := client.Get(ctx, name, metav1.GetOptions{})
+	return injectWebhookCABundle(ctx, r, r.kube.AdmissionregistrationV1().MutatingWebhookConfigurations(),
+		"MutatingWebhookConfiguration", "mutatingWebhookConfiguration", name, bundle,
+		func(c *admissionregistrationv1.MutatingWebhookConfiguration) []*admissionregistrationv1.WebhookClientConfig {
+			return clientConfigs(c.Webhooks, func(w *admissionregistrationv1.MutatingWebhook) *admissionregistrationv1.WebhookClientConfig {
+				return &w.ClientConfig
+			})
+		})
+}
+
+// webhookConfigurations is the part of the typed client of Validating- or
+// MutatingWebhookConfigurations that injection uses.
+type webhookConfigurations[T runtime.Object] interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (T, error)
+	Update(ctx context.Context, obj T, opts metav1.UpdateOptions) (T, error)
+}
+
+// clientConfigs points at the client configuration of each webhook.
+func clientConfigs[W any](webhooks []W, config func(*W) *admissionregistrationv1.WebhookClientConfig) []*admissionregistrationv1.WebhookClientConfig {
+	out := make([]*admissionregistrationv1.WebhookClientConfig, len(webhooks))
+	for i := range webhooks {
+		out[i] = config(&webhooks[i])
+	}
+	return out
+}
+
+// injectWebhookCABundle sets bundle as the caBundle of every webhook of the
+// configuration name of kind (logged under logKey); a missing configuration
+// is not an error: there is nothing to inject into.
+func injectWebhookCABundle[T runtime.Object](ctx context.Context, r *Rotator, client webhookConfigurations[T],
+	kind, logKey, name string, bundle []byte, clientConfigs func(T) []*admissionregistrationv1.WebhookClientConfig) error {
+	cur, err := client.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		r.log.V(1).Info("MutatingWebhookConfiguration not found; not injecting", "name", name)
+		r.log.V(1).Info(kind+" not found; not injecting", "name", name)
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("reading MutatingWebhookConfiguration %s: %w", name, err)
+		return fmt.Errorf("reading %s %s: %w", kind, name, err)
 	}
-	updated := mwc.DeepCopy()
+	updated := cur.DeepCopyObject().(T)
 	changed := false
-	for i := range updated.Webhooks {
-		if !bytes.Equal(updated.Webhooks[i].ClientConfig.CABundle, bundle) {
-			updated.Webhooks[i].ClientConfig.CABundle = bundle
+	for _, cc := range clientConfigs(updated) {
+		if !bytes.Equal(cc.CABundle, bundle) {
+			cc.CABundle = bundle
 			changed = true
 		}
 	}
@@ -402,10 +414,10 @@ func (r *Rotator) injectMutatingWebhookConfiguration(ctx context.Context, name s
 		return nil
 	}
 	if _, err := client.Update(ctx, updated, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
-		return fmt.Errorf("injecting caBundle into MutatingWebhookConfiguration %s: %w", name, err)
+		return fmt.Errorf("injecting caBundle into %s %s: %w", kind, name, err)
 	}
 	certificateWrites.WithLabelValues("webhookconfiguration").Inc()
-	r.log.Info("Injected caBundle", "mutatingWebhookConfiguration", name, "certificates", len(parseCerts(bundle)))
+	r.log.Info("Injected caBundle", logKey, name, "certificates", len(parseCerts(bundle)))
 	return nil
 }
 

@@ -3,14 +3,15 @@ package connect
 import (
 	"errors"
 	"fmt"
-	"github.com/exo-in-go/exo/pkg/shellexec"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/exo-in-go/exo/pkg/cmd/options"
+	"github.com/exo-in-go/exo/pkg/shellexec"
 	"github.com/exo-in-go/exo/pkg/tunnel"
 )
 
@@ -105,28 +106,31 @@ func (o Options) withDefaults() Options {
 
 func (o Options) validate() error {
 	if o.Token == "" {
-		return errors.New("AGENTKUBE_MANAGED=true requires AGENTKUBE_AUTH_TOKEN (Secret agentkube-auth, key token)")
+		return errors.New("--managed (AGENTKUBE_MANAGED=true) requires --auth-token (AGENTKUBE_AUTH_TOKEN: Secret agentkube-auth, key token)")
 	}
 	if _, err := tunnel.ConnectURL(o.BaseURL); err != nil {
-		return fmt.Errorf("AGENTKUBE_BASE_URL: %w", err)
+		return fmt.Errorf("--base-url (AGENTKUBE_BASE_URL): %w", err)
 	}
 	return nil
 }
 
-// OptionsFromEnv reads AGENTKUBE_MANAGED, AGENTKUBE_BASE_URL,
-// AGENTKUBE_AUTH_TOKEN, AGENTKUBE_CLUSTER_ID and AGENTKUBE_HEARTBEAT_INTERVAL.
-func OptionsFromEnv(getenv func(string) string) (Options, error) {
-	var o Options
-	if v := getenv("AGENTKUBE_MANAGED"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return o, fmt.Errorf("AGENTKUBE_MANAGED: must be true or false, got %q", v)
-		}
-		o.Managed = b
-	}
-	o.BaseURL = getenv("AGENTKUBE_BASE_URL")
-	o.Token = getenv("AGENTKUBE_AUTH_TOKEN")
-	o.ClusterID = getenv("AGENTKUBE_CLUSTER_ID")
+// EnvPrefix starts the variables of the connector's settings; they are part
+// of agentkube-manager's table (pkg/manager/app).
+const EnvPrefix = "AGENTKUBE_"
+
+// AddFlags registers the connector's settings: --managed, --base-url,
+// --auth-token, --cluster-id and --heartbeat-interval (AGENTKUBE_MANAGED, …).
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.BoolVar(&o.Managed, "managed", o.Managed, "connect to the Exo platform (managed mode) with --auth-token")
+	fs.StringVar(&o.BaseURL, "base-url", o.BaseURL, "the platform's public URL (default "+DefaultBaseURL+"); the tunnel is at <base>/api/agentkube/connect")
+	fs.StringVar(&o.Token, "auth-token", o.Token, "the deployment token (Secret agentkube-auth, key token); prefer the variable, which ps does not show")
+	fs.StringVar(&o.ClusterID, "cluster-id", o.ClusterID, "identifies this cluster to the platform (default <POD_NAMESPACE>/<HOSTNAME>)")
+	fs.DurationVar(&o.HeartbeatInterval, "heartbeat-interval", o.HeartbeatInterval, "application heartbeat cadence (default 10s); the platform may ask for a shorter one")
+}
+
+// Complete defaults the cluster ID from HOSTNAME and POD_NAMESPACE (through
+// getenv) and checks a managed connector's settings.
+func (o *Options) Complete(getenv func(string) string) error {
 	if o.ClusterID == "" {
 		host := getenv("HOSTNAME")
 		if host == "" {
@@ -137,17 +141,25 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 			o.ClusterID = ns + "/" + host
 		}
 	}
-	if v := getenv("AGENTKUBE_HEARTBEAT_INTERVAL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return o, fmt.Errorf("AGENTKUBE_HEARTBEAT_INTERVAL: must be a positive duration, got %q", v)
-		}
-		o.HeartbeatInterval = d
+	if o.HeartbeatInterval < 0 {
+		return fmt.Errorf("AGENTKUBE_HEARTBEAT_INTERVAL: must be a positive duration, got %s", o.HeartbeatInterval)
 	}
 	if o.Managed {
-		if err := o.withDefaults().validate(); err != nil {
-			return o, err
-		}
+		return o.withDefaults().validate()
 	}
-	return o, nil
+	return nil
+}
+
+// OptionsFromEnv reads the connector's settings from their variables only:
+// AGENTKUBE_MANAGED, AGENTKUBE_BASE_URL, AGENTKUBE_AUTH_TOKEN,
+// AGENTKUBE_CLUSTER_ID and AGENTKUBE_HEARTBEAT_INTERVAL.
+func OptionsFromEnv(getenv func(string) string) (Options, error) {
+	var o Options
+	s := options.New("connect", EnvPrefix)
+	o.AddFlags(s.Flags())
+	lookup := func(k string) (string, bool) { v := getenv(k); return v, v != "" }
+	if err := s.Parse(nil, lookup); err != nil {
+		return o, err
+	}
+	return o, o.Complete(getenv)
 }

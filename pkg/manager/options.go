@@ -3,24 +3,22 @@ package manager
 import (
 	"flag"
 	"fmt"
-	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/exo-in-go/exo/pkg/agentlet/endpoint"
 	"github.com/exo-in-go/exo/pkg/certs"
+	"github.com/exo-in-go/exo/pkg/controllers/agent"
+	"github.com/exo-in-go/exo/pkg/controllers/agentrun"
+	"github.com/exo-in-go/exo/pkg/controllers/claw"
+	"github.com/exo-in-go/exo/pkg/controllers/llmgateway"
+	"github.com/exo-in-go/exo/pkg/controllers/mcp"
+	"github.com/exo-in-go/exo/pkg/controllers/schedule"
+	"github.com/exo-in-go/exo/pkg/controllers/tool"
 	"github.com/exo-in-go/exo/pkg/runtimes"
 	"k8s.io/utils/clock"
-)
-
-// Environment variables read by the manager (flags win over them).
-const (
-	EnvNamespace      = "AGENTKUBE_NAMESPACE"
-	EnvMetricsAddress = "AGENTKUBE_METRICS_BIND_ADDRESS"
-	EnvProbeAddress   = "AGENTKUBE_HEALTH_PROBE_BIND_ADDRESS"
-	EnvLeaderElect    = "AGENTKUBE_LEADER_ELECT"
-	EnvKubeAPIQPS     = "AGENTKUBE_KUBE_API_QPS"
-	EnvKubeAPIBurst   = "AGENTKUBE_KUBE_API_BURST"
 )
 
 // Options configure the manager.
@@ -52,6 +50,10 @@ type Options struct {
 	RunPollInterval time.Duration
 	// ScheduleStartingDeadline bounds how late a scheduled run may start.
 	ScheduleStartingDeadline time.Duration
+	// Controllers are the controllers to run, as kube-controller-manager's
+	// --controllers: "*" all, "name" one, "-name" all but that one (names
+	// in ControllerNames); none for a manager that only serves.
+	Controllers []string
 
 	// Clock drives schedules and Tool idle timeouts; tests inject a fake
 	// one. The real clock when nil. Run timeouts always use the real clock:
@@ -69,7 +71,8 @@ type Options struct {
 	GracefulShutdownTimeout time.Duration
 }
 
-// DefaultOptions are the production defaults, before env and flags.
+// DefaultOptions are the production defaults, before the AGENTKUBE_*
+// variables and flags of pkg/manager/app.
 func DefaultOptions() Options {
 	return Options{
 		Namespace:                "agentkube-system",
@@ -86,62 +89,61 @@ func DefaultOptions() Options {
 		RunPollInterval:          10 * time.Second,
 		ScheduleStartingDeadline: 5 * time.Minute,
 		GracefulShutdownTimeout:  30 * time.Second,
+		Controllers:              []string{"*"},
 	}
-}
-
-// ApplyEnv reads the AGENTKUBE_* variables over o (lookup is os.LookupEnv
-// in production; environ is os.Environ() for the image overrides).
-func (o *Options) ApplyEnv(lookup func(string) (string, bool), environ []string) error {
-	o.Images = runtimes.ImagesFromEnv(environ)
-	if v, ok := lookup(EnvNamespace); ok && v != "" {
-		o.Namespace = v
-	}
-	if v, ok := lookup(EnvMetricsAddress); ok && v != "" {
-		o.MetricsBindAddress = v
-	}
-	if v, ok := lookup(EnvProbeAddress); ok && v != "" {
-		o.HealthProbeBindAddress = v
-	}
-	if v, ok := lookup(EnvLeaderElect); ok && v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("%s: %w", EnvLeaderElect, err)
-		}
-		o.LeaderElection = b
-	}
-	if v, ok := lookup(EnvKubeAPIQPS); ok && v != "" {
-		f, err := strconv.ParseFloat(v, 32)
-		if err != nil {
-			return fmt.Errorf("%s: %w", EnvKubeAPIQPS, err)
-		}
-		o.KubeAPIQPS = float32(f)
-	}
-	if v, ok := lookup(EnvKubeAPIBurst); ok && v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("%s: %w", EnvKubeAPIBurst, err)
-		}
-		o.KubeAPIBurst = n
-	}
-	return nil
 }
 
 // BindFlags registers the manager's flags on fs, defaulting to o's values.
 func (o *Options) BindFlags(fs *flag.FlagSet) {
-	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "namespace the manager runs in and keeps its leader Lease in ("+EnvNamespace+")")
-	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus /metrics endpoint; 0 disables it ("+EnvMetricsAddress+")")
-	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz; 0 disables them ("+EnvProbeAddress+")")
-	fs.BoolVar(&o.LeaderElection, "leader-elect", o.LeaderElection, "elect a leader through a Lease so that one replica reconciles ("+EnvLeaderElect+")")
+	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "namespace the manager runs in and keeps its leader Lease in")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus /metrics endpoint; 0 disables it")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz; 0 disables them")
+	fs.BoolVar(&o.LeaderElection, "leader-elect", o.LeaderElection, "elect a leader through a Lease so that one replica reconciles")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "name of the leader election Lease")
 	fs.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", o.LeaseDuration, "how long a non-leader waits before taking over an unrenewed Lease")
 	fs.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", o.RenewDeadline, "how long the leader retries renewing before giving up leadership")
 	fs.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", o.RetryPeriod, "interval between leader election attempts")
-	fs.Var((*float32Value)(&o.KubeAPIQPS), "kube-api-qps", "queries per second to kube-apiserver ("+EnvKubeAPIQPS+")")
-	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "burst of queries to kube-apiserver ("+EnvKubeAPIBurst+")")
+	fs.Var((*float32Value)(&o.KubeAPIQPS), "kube-api-qps", "queries per second to kube-apiserver")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "burst of queries to kube-apiserver")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "parallel reconciles of the Agent and AgentRun controllers")
 	fs.DurationVar(&o.RunPollInterval, "run-poll-interval", o.RunPollInterval, "how often a run in progress is checked in its agentlet")
 	fs.DurationVar(&o.ScheduleStartingDeadline, "schedule-starting-deadline", o.ScheduleStartingDeadline, "how late a scheduled run may still start; older occurrences are skipped")
+	fs.Func("controllers", "comma-separated controllers to run: * for all, name for one, -name to leave one out (of "+strings.Join(ControllerNames, ", ")+"); empty for none (default "+strings.Join(o.Controllers, ",")+")", func(s string) error {
+		list := []string{}
+		for _, v := range strings.Split(s, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				list = append(list, v)
+			}
+		}
+		if err := validControllers(list); err != nil {
+			return err
+		}
+		o.Controllers = list
+		return nil
+	})
 	fs.DurationVar(&o.GracefulShutdownTimeout, "graceful-shutdown-timeout", o.GracefulShutdownTimeout, "how long stopping waits for work in flight")
+}
+
+// ControllerNames are the controllers of --controllers, in the order they
+// are set up.
+var ControllerNames = []string{agent.Name, agentrun.Name, schedule.Name, tool.Name, mcp.Name, llmgateway.Name, claw.Name}
+
+// ControllerEnabled reports whether the controller name runs under
+// --controllers=list: named, or "*" and not "-name".
+func ControllerEnabled(list []string, name string) bool {
+	if slices.Contains(list, "-"+name) {
+		return false
+	}
+	return slices.Contains(list, name) || slices.Contains(list, "*")
+}
+
+func validControllers(list []string) error {
+	for _, v := range list {
+		if n := strings.TrimPrefix(v, "-"); v != "*" && !slices.Contains(ControllerNames, n) {
+			return fmt.Errorf("unknown controller %q (known: %s)", n, strings.Join(ControllerNames, ", "))
+		}
+	}
+	return nil
 }
 
 // float32Value is a flag.Value for the client's float32 QPS.
@@ -156,10 +158,4 @@ func (f *float32Value) Set(s string) error {
 	}
 	*f = float32Value(v)
 	return nil
-}
-
-// FromEnvironment is DefaultOptions with the process environment applied.
-func FromEnvironment() (Options, error) {
-	o := DefaultOptions()
-	return o, o.ApplyEnv(os.LookupEnv, os.Environ())
 }

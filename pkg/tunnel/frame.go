@@ -45,7 +45,7 @@ const (
 	TypeInvokeAgentOutput    = "invoke_agent_output"
 	TypeInvokeAgentOutputEnd = "invoke_agent_output_end"
 
-	// Browser shells (a later issue): shell_open on the control stream names a
+	// Browser shells: shell_open on the control stream names a
 	// grant_id and the stream it will use; input, output and resize then flow
 	// on that stream under its own credit window.
 	TypeShellOpen   = "shell_open"

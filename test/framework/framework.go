@@ -217,6 +217,3 @@ func (c *Cluster) cleanup() {
 		_ = os.RemoveAll(c.Dir)
 	}
 }
-
-// APIServerURL is the secure URL of kube-apiserver.
-func (c *Cluster) APIServerURL() string { return c.Config.Host }

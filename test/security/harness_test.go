@@ -1,5 +1,5 @@
 // Package security_test is the platform's abuse-case suite: each test runs
-// one attack from the security review (issue 17, docs/security.md) against
+// one attack from the security review (docs/security.md) against
 // a real exo-app process in production mode, on SQLite and on PostgreSQL,
 // with a real SMTP server, a fake OIDC provider over HTTPS and a browser's
 // cookie jar, and asserts that the attack fails and that the legitimate use

@@ -8,10 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/exo-in-go/exo/pkg/cmd/options"
 )
 
 // Environment variables read by the agentlet.
@@ -126,53 +130,71 @@ func Default() Config {
 	}
 }
 
-// FromEnv builds a Config from Default and the given lookup function
-// (os.LookupEnv in production). It reads the token file when one is named.
-func FromEnv(lookup func(string) (string, bool)) (Config, error) {
-	c := Default()
-	p := envParser{lookup: lookup}
-	p.str(EnvListenAddress, &c.ListenAddress)
-	p.str(EnvToken, &c.Token)
-	p.str(EnvTLSCertFile, &c.TLSCertFile)
-	p.str(EnvTLSKeyFile, &c.TLSKeyFile)
-	var runtime string
-	if p.str(EnvRuntime, &runtime) {
-		c.Runtime = Runtime(runtime)
-	}
-	p.str(EnvGoal, &c.Goal)
-	p.str(EnvModel, &c.Model)
-	p.str(EnvModelProvider, &c.ModelProvider)
-	p.list(EnvTools, &c.Tools)
-	p.list(EnvCommand, &c.Command)
-	p.list(EnvArgs, &c.Args)
-	p.list(EnvAttachCommand, &c.AttachCommand)
-	p.str(EnvWorkDir, &c.WorkDir)
-	p.str(EnvDataDir, &c.DataDir)
-	p.boolean(EnvRecordInput, &c.RecordInput)
-	p.int64(EnvMaxInputBytes, &c.MaxInputBytes)
-	p.int64(EnvMaxOutputBytes, &c.MaxOutputBytes)
-	p.int64(EnvMaxRecordingBytes, &c.MaxRecordingBytes)
-	p.integer(EnvRunHistory, &c.RunHistory)
-	p.duration(EnvDefaultTimeout, &c.DefaultTimeout)
-	p.duration(EnvMaxTimeout, &c.MaxTimeout)
-	p.duration(EnvKillGracePeriod, &c.KillGracePeriod)
-	p.integer(EnvMaxAttachSessions, &c.MaxAttachSessions)
-	p.duration(EnvAttachPingInterval, &c.AttachPingPeriod)
-	p.str(EnvLogLevel, &c.LogLevel)
+// NewSettings is the agentlet's configuration table: every setting a flag
+// whose variable is the Env* name (--data-dir ⇔ AGENTLET_DATA_DIR), registered
+// over c's values. TokenFile is read by Load.
+func NewSettings(c *Config) (s *options.Set, tokenFile *string) {
+	s = options.New("agentlet", EnvPrefix)
+	s.Description = "agentlet: runs an Agent's runtime CLI and serves the manager its API (docs/agentlet.md)."
+	fs := s.Flags()
+	fs.StringVar(&c.ListenAddress, "listen-address", c.ListenAddress, "address to serve the API on; the container port is named "+PortName)
+	fs.StringVar(&c.Token, "token", c.Token, "bearer token every API call must present")
+	tokenFile = fs.String("token-file", "", "file holding the token (a mounted Secret); wins over --token")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "serve HTTPS (TLS 1.3 only) with this certificate, reloaded when it changes; with --tls-key-file")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "key of --tls-cert-file")
+	fs.StringVar((*string)(&c.Runtime), "runtime", string(c.Runtime), "agent runtime: ClaudeCode, Codex, OpenCode, Aider, Cline, Goose, Cursor or Custom")
+	fs.StringVar(&c.Goal, "goal", c.Goal, "the Agent's goal, combined with each run's input")
+	fs.StringVar(&c.Model, "model", c.Model, "model name, for runtimes that take one")
+	fs.StringVar(&c.ModelProvider, "model-provider", c.ModelProvider, "model provider, for runtimes that take one")
+	fs.Var((*jsonList)(&c.Tools), "tools", "JSON array of tool names")
+	fs.Var((*jsonList)(&c.Command), "command", "JSON array: the Custom runtime's command (required for Custom)")
+	fs.Var((*jsonList)(&c.Args), "args", "JSON array appended to the Custom command for every run")
+	fs.Var((*jsonList)(&c.AttachCommand), "attach-command", "JSON array: what attach runs in its PTY (default per runtime)")
+	fs.StringVar(&c.WorkDir, "workdir", c.WorkDir, "working directory of runs and attach sessions (default the agentlet's)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for output, recordings and run files")
+	fs.BoolVar(&c.RecordInput, "record-input", c.RecordInput, "record keystrokes as \"i\" events (input holds passwords and tokens)")
+	fs.Int64Var(&c.MaxInputBytes, "max-input-bytes", c.MaxInputBytes, "largest POST /v1/runs body; larger is 413")
+	fs.Int64Var(&c.MaxOutputBytes, "max-output-bytes", c.MaxOutputBytes, "output kept on disk per run (the newest bytes)")
+	fs.Int64Var(&c.MaxRecordingBytes, "max-recording-bytes", c.MaxRecordingBytes, "size bound of each recording")
+	fs.IntVar(&c.RunHistory, "run-history", c.RunHistory, "finished runs kept on disk")
+	fs.DurationVar(&c.DefaultTimeout, "default-timeout", c.DefaultTimeout, "timeout of runs that do not set timeoutSeconds")
+	fs.DurationVar(&c.MaxTimeout, "max-timeout", c.MaxTimeout, "largest accepted timeoutSeconds; more is 422")
+	fs.DurationVar(&c.KillGracePeriod, "kill-grace-period", c.KillGracePeriod, "time between SIGTERM (SIGHUP for attach) and SIGKILL")
+	fs.IntVar(&c.MaxAttachSessions, "max-attach-sessions", c.MaxAttachSessions, "concurrent attach sessions; more is 429")
+	fs.DurationVar(&c.AttachPingPeriod, "attach-ping-interval", c.AttachPingPeriod, "WebSocket ping period; a peer silent for 3 periods is dropped")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	return s, tokenFile
+}
 
-	var tokenFile string
-	if p.str(EnvTokenFile, &tokenFile) && tokenFile != "" {
-		b, err := os.ReadFile(tokenFile)
+// Load builds a Config from Default, the AGENTLET_* variables (through
+// lookup, os.LookupEnv in production) and args, the command line winning. It
+// reads the token file when one is named. Every malformed value is reported
+// at once; --help prints the table to help and returns pflag.ErrHelp.
+func Load(args []string, lookup func(string) (string, bool), help io.Writer) (Config, error) {
+	c := Default()
+	s, tokenFile := NewSettings(&c)
+	s.Output = help
+	errs := []error{s.Parse(args, lookup)}
+	if errors.Is(errs[0], pflag.ErrHelp) {
+		return Config{}, errs[0]
+	}
+	if *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
 		if err != nil {
-			p.errs = append(p.errs, fmt.Errorf("%s: read token: %w", EnvTokenFile, err))
+			errs = append(errs, fmt.Errorf("%s: read token: %w", EnvTokenFile, err))
 		} else {
 			c.Token = strings.TrimSpace(string(b))
 		}
 	}
-	if err := errors.Join(p.errs...); err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// FromEnv is Load without a command line.
+func FromEnv(lookup func(string) (string, bool)) (Config, error) {
+	return Load(nil, lookup, io.Discard)
 }
 
 // Validate reports every problem with c at once.
@@ -235,69 +257,26 @@ func EncodeList(items []string) string {
 	return string(b)
 }
 
-// envParser collects every malformed variable instead of stopping at the
-// first, so an operator fixes the pod spec in one go.
-type envParser struct {
-	lookup func(string) (string, bool)
-	errs   []error
-}
+// jsonList is a flag holding a JSON array of strings (the list variables).
+type jsonList []string
 
-func (p *envParser) str(name string, dst *string) bool {
-	v, ok := p.lookup(name)
-	if ok {
-		*dst = v
+func (l *jsonList) String() string {
+	if l == nil || *l == nil {
+		return ""
 	}
-	return ok
+	return EncodeList(*l)
 }
 
-func (p *envParser) list(name string, dst *[]string) {
-	v, ok := p.lookup(name)
-	if !ok || strings.TrimSpace(v) == "" {
-		return
+func (l *jsonList) Set(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return nil
 	}
 	var items []string
 	if err := json.Unmarshal([]byte(v), &items); err != nil {
-		p.errs = append(p.errs, fmt.Errorf("%s: want a JSON array of strings: %w", name, err))
-		return
+		return fmt.Errorf("want a JSON array of strings: %w", err)
 	}
-	*dst = items
+	*l = items
+	return nil
 }
 
-func (p *envParser) boolean(name string, dst *bool) {
-	if v, ok := p.lookup(name); ok && v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			p.errs = append(p.errs, fmt.Errorf("%s: %w", name, err))
-			return
-		}
-		*dst = b
-	}
-}
-
-func (p *envParser) int64(name string, dst *int64) {
-	if v, ok := p.lookup(name); ok && v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			p.errs = append(p.errs, fmt.Errorf("%s: %w", name, err))
-			return
-		}
-		*dst = n
-	}
-}
-
-func (p *envParser) integer(name string, dst *int) {
-	n := int64(*dst)
-	p.int64(name, &n)
-	*dst = int(n)
-}
-
-func (p *envParser) duration(name string, dst *time.Duration) {
-	if v, ok := p.lookup(name); ok && v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			p.errs = append(p.errs, fmt.Errorf("%s: %w", name, err))
-			return
-		}
-		*dst = d
-	}
-}
+func (l *jsonList) Type() string { return "json" }

@@ -266,20 +266,6 @@ func (m *Manager) RecordingPath(id string) (string, error) {
 	return r.recordingPath(), nil
 }
 
-// Wait blocks until the run has finished or ctx ends.
-func (m *Manager) Wait(ctx context.Context, id string) (api.Run, error) {
-	r, err := m.lookup(id)
-	if err != nil {
-		return api.Run{}, err
-	}
-	select {
-	case <-r.done:
-		return r.Status(), nil
-	case <-ctx.Done():
-		return r.Status(), ctx.Err()
-	}
-}
-
 // Shutdown refuses new runs, cancels the active one and waits for it to end
 // (the process group gets the grace period before SIGKILL).
 func (m *Manager) Shutdown(ctx context.Context) error {

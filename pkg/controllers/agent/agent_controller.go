@@ -41,31 +41,6 @@ import (
 // Name is the controller's name in logs, metrics and events.
 const Name = "agent"
 
-// Condition reasons. Each one tells the user what to look at.
-const (
-	ReasonPodReady             = "PodReady"
-	ReasonPodPending           = "PodPending"
-	ReasonPodCreated           = "PodCreated"
-	ReasonPodRecreated         = "PodRecreated"
-	ReasonPodReplaced          = "PodReplaced"
-	ReasonPodTerminating       = "PodTerminating"
-	ReasonPodFailed            = "PodFailed"
-	ReasonPodConflict          = "PodConflict"
-	ReasonPodInvalid           = "PodInvalid"
-	ReasonUpToDate             = "UpToDate"
-	ReasonSecretNotFound       = "SecretNotFound"
-	ReasonSecretKeyNotFound    = "SecretKeyNotFound"
-	ReasonConfigMapNotFound    = "ConfigMapNotFound"
-	ReasonConfigMapKeyNotFound = "ConfigMapKeyNotFound"
-	ReasonImageRequired        = "ImageRequired"
-	ReasonImagePullBackOff     = "ImagePullBackOff"
-	ReasonCrashLoopBackOff     = "CrashLoopBackOff"
-	ReasonContainerConfigError = "CreateContainerConfigError"
-	ReasonUnschedulable        = "Unschedulable"
-	ReasonToolNotFound         = "ToolNotFound"
-	ReasonAgentPaused          = "AgentPaused"
-)
-
 // Reconciler reconciles Agents.
 type Reconciler struct {
 	Client client.Client
@@ -178,7 +153,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	var cfgErr *configError
 	image, err := r.Images.Runtime(agent.Spec.Runtime, agent.Spec.Image)
 	if err != nil {
-		cfgErr = &configError{ReasonImageRequired, err.Error()}
+		cfgErr = &configError{agentkubev1alpha1.ReasonImageRequired, err.Error()}
 	} else {
 		status.Image = image
 		if err := r.checkReferences(ctx, &agent); err != nil {
@@ -205,7 +180,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if cfgErr != nil {
 		ctrlutil.SetCondition(&status.Conditions, gen, agentkubev1alpha1.ConditionReconciled, metav1.ConditionFalse, cfgErr.reason, cfgErr.message)
 	} else {
-		ctrlutil.SetCondition(&status.Conditions, gen, agentkubev1alpha1.ConditionReconciled, metav1.ConditionTrue, ReasonUpToDate, "The pod matches the Agent's spec.")
+		ctrlutil.SetCondition(&status.Conditions, gen, agentkubev1alpha1.ConditionReconciled, metav1.ConditionTrue, agentkubev1alpha1.ReasonUpToDate, "The pod matches the Agent's spec.")
 	}
 	ready, readyReason, readyMsg, podBroken := podReadiness(pod, cfgErr)
 	if ready {
@@ -308,7 +283,7 @@ func (r *Reconciler) checkReferences(ctx context.Context, agent *agentkubev1alph
 		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: agent.Namespace, Name: t.SecretRef.Name}, &s)
 		switch {
 		case apierrors.IsNotFound(err):
-			return &configError{ReasonSecretNotFound, fmt.Sprintf(
+			return &configError{agentkubev1alpha1.ReasonSecretNotFound, fmt.Sprintf(
 				"Secret %q named by spec.agentToken.secretRef does not exist in namespace %s: create it with key %q holding the %s API key",
 				t.SecretRef.Name, agent.Namespace, t.SecretRef.Key, agent.Spec.Runtime)}
 		case err != nil:
@@ -316,7 +291,7 @@ func (r *Reconciler) checkReferences(ctx context.Context, agent *agentkubev1alph
 		}
 		if _, ok := s.Data[t.SecretRef.Key]; !ok {
 			if _, ok := s.StringData[t.SecretRef.Key]; !ok {
-				return &configError{ReasonSecretKeyNotFound, fmt.Sprintf(
+				return &configError{agentkubev1alpha1.ReasonSecretKeyNotFound, fmt.Sprintf(
 					"Secret %q has no key %q (spec.agentToken.secretRef.key); it has keys [%s]",
 					t.SecretRef.Name, t.SecretRef.Key, strings.Join(sortedKeys(s.Data), ", "))}
 			}
@@ -328,14 +303,14 @@ func (r *Reconciler) checkReferences(ctx context.Context, agent *agentkubev1alph
 		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: agent.Namespace, Name: ref.Name}, &cm)
 		switch {
 		case apierrors.IsNotFound(err):
-			return &configError{ReasonConfigMapNotFound, fmt.Sprintf(
+			return &configError{agentkubev1alpha1.ReasonConfigMapNotFound, fmt.Sprintf(
 				"ConfigMap %q named by spec.goal.configMapKeyRef does not exist in namespace %s: create it with key %q holding the goal",
 				ref.Name, agent.Namespace, ref.Key)}
 		case err != nil:
 			return fmt.Errorf("get goal configmap: %w", err)
 		}
 		if _, ok := cm.Data[ref.Key]; !ok {
-			return &configError{ReasonConfigMapKeyNotFound, fmt.Sprintf(
+			return &configError{agentkubev1alpha1.ReasonConfigMapKeyNotFound, fmt.Sprintf(
 				"ConfigMap %q has no key %q (spec.goal.configMapKeyRef.key)", ref.Name, ref.Key)}
 		}
 	}
@@ -361,7 +336,7 @@ func (r *Reconciler) resolveTools(ctx context.Context, agent *agentkubev1alpha1.
 			continue
 		}
 		if apierrors.IsNotFound(err) && !containsString(agent.Status.Tools, ref.Name) {
-			r.Recorder.Eventf(agent, nil, corev1.EventTypeWarning, ReasonToolNotFound, "ResolveTools",
+			r.Recorder.Eventf(agent, nil, corev1.EventTypeWarning, agentkubev1alpha1.ReasonToolNotFound, "ResolveTools",
 				"Tool %q in spec.tools does not exist in namespace %s", ref.Name, agent.Namespace)
 		}
 	}
@@ -383,21 +358,21 @@ func (r *Reconciler) syncPod(ctx context.Context, agent *agentkubev1alpha1.Agent
 			case apierrors.IsAlreadyExists(err):
 				// Not in our cache, which only holds pods we label: someone
 				// else's pod has the Agent's name.
-				*cfgErr = &configError{ReasonPodConflict, fmt.Sprintf(
+				*cfgErr = &configError{agentkubev1alpha1.ReasonPodConflict, fmt.Sprintf(
 					"a pod named %q that the Agent does not own already exists in namespace %s: delete or rename it", agent.Name, agent.Namespace)}
 				return nil, nil
 			case apierrors.IsInvalid(err) || apierrors.IsForbidden(err):
 				// Invalid env, or a quota or policy refusing the pod: retrying
 				// will not help until the user changes something.
-				*cfgErr = &configError{ReasonPodInvalid, "the Agent's pod was refused: " + err.Error()}
-				r.Recorder.Eventf(agent, nil, corev1.EventTypeWarning, ReasonPodInvalid, "CreatePod", "%v", err)
+				*cfgErr = &configError{agentkubev1alpha1.ReasonPodInvalid, "the Agent's pod was refused: " + err.Error()}
+				r.Recorder.Eventf(agent, nil, corev1.EventTypeWarning, agentkubev1alpha1.ReasonPodInvalid, "CreatePod", "%v", err)
 				return nil, nil
 			}
 			return nil, fmt.Errorf("create pod: %w", err)
 		}
-		reason, note := ReasonPodCreated, "Created pod "+desired.Name
+		reason, note := agentkubev1alpha1.ReasonPodCreated, "Created pod "+desired.Name
 		if agent.Status.PodName != "" {
-			reason, note = ReasonPodRecreated, "Recreated pod "+desired.Name+" after it was removed"
+			reason, note = agentkubev1alpha1.ReasonPodRecreated, "Recreated pod "+desired.Name+" after it was removed"
 		}
 		r.Recorder.Eventf(agent, desired, corev1.EventTypeNormal, reason, "CreatePod", note)
 		return desired, nil
@@ -406,7 +381,7 @@ func (r *Reconciler) syncPod(ctx context.Context, agent *agentkubev1alpha1.Agent
 	}
 
 	if !metav1.IsControlledBy(&pod, agent) {
-		*cfgErr = &configError{ReasonPodConflict, fmt.Sprintf(
+		*cfgErr = &configError{agentkubev1alpha1.ReasonPodConflict, fmt.Sprintf(
 			"pod %q exists but is not controlled by this Agent: delete it so the Agent can create its own", pod.Name)}
 		return nil, nil
 	}
@@ -430,7 +405,7 @@ func (r *Reconciler) syncPod(ctx context.Context, agent *agentkubev1alpha1.Agent
 	if err := r.Client.Delete(ctx, &pod, client.Preconditions{UID: &pod.UID}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return nil, fmt.Errorf("delete outdated pod: %w", err)
 	}
-	r.Recorder.Eventf(agent, &pod, corev1.EventTypeNormal, ReasonPodReplaced, "DeletePod", "Replacing pod %s: %s", pod.Name, replace)
+	r.Recorder.Eventf(agent, &pod, corev1.EventTypeNormal, agentkubev1alpha1.ReasonPodReplaced, "DeletePod", "Replacing pod %s: %s", pod.Name, replace)
 	now := metav1.Now()
 	pod.DeletionTimestamp = &now
 	return &pod, nil
@@ -443,10 +418,10 @@ func podReadiness(pod *corev1.Pod, cfgErr *configError) (ready bool, reason, mes
 		if cfgErr != nil {
 			return false, cfgErr.reason, "No pod: " + cfgErr.message, true
 		}
-		return false, ReasonPodPending, "The pod is being created.", false
+		return false, agentkubev1alpha1.ReasonPodPending, "The pod is being created.", false
 	}
 	if !pod.DeletionTimestamp.IsZero() {
-		return false, ReasonPodTerminating, fmt.Sprintf("Pod %s is terminating; a new one follows.", pod.Name), false
+		return false, agentkubev1alpha1.ReasonPodTerminating, fmt.Sprintf("Pod %s is terminating; a new one follows.", pod.Name), false
 	}
 	statuses := append(append([]corev1.ContainerStatus{}, pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...)
 	for _, cs := range statuses {
@@ -456,7 +431,7 @@ func podReadiness(pod *corev1.Pod, cfgErr *configError) (ready bool, reason, mes
 		}
 		switch w.Reason {
 		case "ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull":
-			return false, ReasonImagePullBackOff, fmt.Sprintf(
+			return false, agentkubev1alpha1.ReasonImagePullBackOff, fmt.Sprintf(
 				"Container %s cannot pull image %s (%s: %s). Check spec.image or the AGENTKUBE_IMAGE_* settings, and imagePullSecrets of the namespace's service account.",
 				cs.Name, cs.Image, w.Reason, w.Message), true
 		case "CrashLoopBackOff":
@@ -464,24 +439,24 @@ func podReadiness(pod *corev1.Pod, cfgErr *configError) (ready bool, reason, mes
 			if t := cs.LastTerminationState.Terminated; t != nil {
 				last = fmt.Sprintf(" Last exit code %d (%s) %s", t.ExitCode, t.Reason, strings.TrimSpace(t.Message))
 			}
-			return false, ReasonCrashLoopBackOff, fmt.Sprintf(
+			return false, agentkubev1alpha1.ReasonCrashLoopBackOff, fmt.Sprintf(
 				"Container %s keeps crashing (%d restarts).%s See its log with kubectl logs %s -c %s --previous.",
 				cs.Name, cs.RestartCount, last, pod.Name, cs.Name), true
 		case "CreateContainerConfigError", "CreateContainerError":
-			return false, ReasonContainerConfigError, fmt.Sprintf("Container %s cannot start: %s", cs.Name, w.Message), true
+			return false, agentkubev1alpha1.ReasonCreateContainerConfigError, fmt.Sprintf("Container %s cannot start: %s", cs.Name, w.Message), true
 		}
 	}
 	for _, c := range pod.Status.Conditions {
 		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
-			return false, ReasonUnschedulable, "The pod cannot be scheduled: " + c.Message, false
+			return false, agentkubev1alpha1.ReasonUnschedulable, "The pod cannot be scheduled: " + c.Message, false
 		}
 	}
 	for _, c := range pod.Status.Conditions {
 		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-			return true, ReasonPodReady, fmt.Sprintf("Pod %s is ready.", pod.Name), false
+			return true, agentkubev1alpha1.ReasonPodReady, fmt.Sprintf("Pod %s is ready.", pod.Name), false
 		}
 	}
-	return false, ReasonPodPending, fmt.Sprintf("Pod %s is %s and not ready yet.", pod.Name, orDefault(string(pod.Status.Phase), "Pending")), false
+	return false, agentkubev1alpha1.ReasonPodPending, fmt.Sprintf("Pod %s is %s and not ready yet.", pod.Name, orDefault(string(pod.Status.Phase), "Pending")), false
 }
 
 // runs returns the name of the Agent's Running AgentRun, if any, and of its

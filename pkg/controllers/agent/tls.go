@@ -33,9 +33,6 @@ const (
 	AnnotationCertIssuer = "agentkube.io/agentlet-cert-issuer"
 	// AnnotationCertRenewAfter (RFC 3339) is two thirds into the certificate's life.
 	AnnotationCertRenewAfter = "agentkube.io/agentlet-cert-renew-after"
-
-	// ReasonAgentletCertificate is the event reason of an issued certificate.
-	ReasonAgentletCertificate = "AgentletCertificateIssued"
 )
 
 // TLSSecretName is the Secret holding the agentlet's certificate and key.
@@ -114,7 +111,7 @@ func (r *Reconciler) ensureTLSSecret(ctx context.Context, agent *agentkubev1alph
 	if err != nil {
 		return 0, fmt.Errorf("write agentlet certificate secret %s: %w", name, err)
 	}
-	r.Recorder.Eventf(agent, nil, corev1.EventTypeNormal, ReasonAgentletCertificate, "IssueCertificate",
+	r.Recorder.Eventf(agent, nil, corev1.EventTypeNormal, agentkubev1alpha1.ReasonAgentletCertificateIssued, "IssueCertificate",
 		"Agentlet certificate for %s %s (valid until %s)", serverName, reason, leaf.Cert.NotAfter.UTC().Format(time.RFC3339))
 	log.FromContext(ctx).V(1).Info("Issued agentlet certificate", "serverName", serverName, "reason", reason, "notAfter", leaf.Cert.NotAfter)
 	return renewAfter.Sub(now), nil

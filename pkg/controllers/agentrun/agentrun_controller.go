@@ -44,35 +44,6 @@ import (
 // Name is the controller's name in logs, metrics and events.
 const Name = "agentrun"
 
-// Condition types of an AgentRun.
-const (
-	// ConditionStarted is True once the agentlet accepted the run; while
-	// False its reason says what the run waits for.
-	ConditionStarted = "Started"
-	// ConditionComplete is True once the run reached a terminal phase; its
-	// reason says why it ended.
-	ConditionComplete = "Complete"
-)
-
-// Reasons, on the conditions and in status.message.
-const (
-	ReasonWaitingForAgentPod = "WaitingForAgentPod"
-	ReasonWaitingForRun      = "WaitingForRun"
-	ReasonAgentletBusy       = "AgentletBusy"
-	ReasonStarted            = "Started"
-	ReasonSucceeded          = "Succeeded"
-	ReasonRunFailed          = "RunFailed"
-	ReasonTimedOut           = "TimedOut"
-	ReasonNotStarted         = "NotStartedBeforeTimeout"
-	ReasonCanceled           = "Canceled"
-	ReasonAgentPaused        = "AgentPaused"
-	ReasonAgentNotFound      = "AgentNotFound"
-	ReasonAgentPodGone       = "AgentPodGone"
-	ReasonAgentletLostRun    = "AgentletLostRun"
-	ReasonAgentletRefused    = "AgentletRefused"
-	ReasonAgentletNoAnswer   = "AgentletUnreachable"
-)
-
 // DefaultRunHistoryLimit applies when an Agent sets no runHistoryLimit.
 const DefaultRunHistoryLimit = 10
 
@@ -238,7 +209,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if !apierrors.IsNotFound(err) {
 			return ctrl.Result{}, err
 		}
-		return r.finish(ctx, &run, agentkubev1alpha1.AgentRunPhaseFailed, ReasonAgentNotFound,
+		return r.finish(ctx, &run, agentkubev1alpha1.AgentRunPhaseFailed, agentkubev1alpha1.ReasonAgentNotFound,
 			fmt.Sprintf("Agent %q does not exist in namespace %s.", run.Spec.AgentRef.Name, run.Namespace), nil)
 	}
 	// Owned by its Agent: deleting the Agent deletes its history.
@@ -270,17 +241,17 @@ func (r *Reconciler) start(ctx context.Context, run *agentkubev1alpha1.AgentRun,
 	if ag.Spec.Paused {
 		// Documented choice: a paused Agent never runs anything, and a run
 		// held until it is unpaused would fire at a surprising time.
-		return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseFailed, ReasonAgentPaused,
+		return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseFailed, agentkubev1alpha1.ReasonAgentPaused,
 			fmt.Sprintf("Agent %s is paused (spec.paused: true); set paused to false and create a new run.", ag.Name), nil)
 	}
 	now := r.Clock.Now()
 	deadline := run.CreationTimestamp.Add(r.timeout(run))
 	if !now.Before(deadline) {
 		why := "it never got to start"
-		if c := findCondition(run.Status.Conditions, ConditionStarted); c != nil {
+		if c := findCondition(run.Status.Conditions, agentkubev1alpha1.ConditionStarted); c != nil {
 			why = c.Message
 		}
-		return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseTimedOut, ReasonNotStarted,
+		return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseTimedOut, agentkubev1alpha1.ReasonNotStartedBeforeTimeout,
 			fmt.Sprintf("The run did not start within its timeout of %s: %s", r.timeout(run), why), nil)
 	}
 	untilDeadline := deadline.Sub(now)
@@ -296,7 +267,7 @@ func (r *Reconciler) start(ctx context.Context, run *agentkubev1alpha1.AgentRun,
 			continue
 		}
 		if other.Status.Phase == agentkubev1alpha1.AgentRunPhaseRunning || olderThan(other, run) {
-			return r.wait(ctx, run, ReasonWaitingForRun,
+			return r.wait(ctx, run, agentkubev1alpha1.ReasonWaitingForRun,
 				fmt.Sprintf("Waiting for run %s of Agent %s to finish: an Agent runs one thing at a time.", other.Name, ag.Name), untilDeadline)
 		}
 	}
@@ -306,25 +277,25 @@ func (r *Reconciler) start(ctx context.Context, run *agentkubev1alpha1.AgentRun,
 		if !apierrors.IsNotFound(err) {
 			return ctrl.Result{}, err
 		}
-		return r.wait(ctx, run, ReasonWaitingForAgentPod, fmt.Sprintf("Agent %s has no pod yet.", ag.Name), untilDeadline)
+		return r.wait(ctx, run, agentkubev1alpha1.ReasonWaitingForAgentPod, fmt.Sprintf("Agent %s has no pod yet.", ag.Name), untilDeadline)
 	}
 	if !podReady(&pod) || !metav1.IsControlledBy(&pod, ag) {
-		return r.wait(ctx, run, ReasonWaitingForAgentPod,
+		return r.wait(ctx, run, agentkubev1alpha1.ReasonWaitingForAgentPod,
 			fmt.Sprintf("Pod %s of Agent %s is not ready (see the Agent's Ready condition).", pod.Name, ag.Name), untilDeadline)
 	}
 	c, err := r.agentletClient(ctx, &pod, ag)
 	if err != nil {
-		return r.wait(ctx, run, ReasonWaitingForAgentPod, err.Error(), untilDeadline)
+		return r.wait(ctx, run, agentkubev1alpha1.ReasonWaitingForAgentPod, err.Error(), untilDeadline)
 	}
 
 	timeoutSeconds := int64(math.Ceil(untilDeadline.Seconds()))
 	ar, _, err := c.StartRun(ctx, api.RunRequest{ID: run.Name, Input: run.Spec.Input, Args: run.Spec.Args, TimeoutSeconds: timeoutSeconds})
 	switch {
 	case agentletclient.IsConflict(err):
-		return r.wait(ctx, run, ReasonAgentletBusy,
+		return r.wait(ctx, run, agentkubev1alpha1.ReasonAgentletBusy,
 			fmt.Sprintf("The agentlet of pod %s is busy with another run (%v).", pod.Name, err), min(untilDeadline, r.PollInterval))
 	case agentletclient.IsTooLarge(err), isStatus(err, http.StatusUnprocessableEntity), isStatus(err, http.StatusBadRequest):
-		return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseFailed, ReasonAgentletRefused,
+		return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseFailed, agentkubev1alpha1.ReasonAgentletRefused,
 			fmt.Sprintf("The agentlet refused the run: %v", err), nil)
 	case err != nil:
 		return ctrl.Result{}, fmt.Errorf("start run in agentlet of pod %s: %w", pod.Name, err)
@@ -336,7 +307,7 @@ func (r *Reconciler) start(ctx context.Context, run *agentkubev1alpha1.AgentRun,
 	run.Status.RunID = ar.ID
 	run.Status.StartTime = ptrTime(orDefaultTime(ar.StartTime, now))
 	run.Status.Message = fmt.Sprintf("Running in pod %s.", pod.Name)
-	ctrlutil.SetCondition(&run.Status.Conditions, run.Generation, ConditionStarted, metav1.ConditionTrue, ReasonStarted, run.Status.Message)
+	ctrlutil.SetCondition(&run.Status.Conditions, run.Generation, agentkubev1alpha1.ConditionStarted, metav1.ConditionTrue, agentkubev1alpha1.ReasonStarted, run.Status.Message)
 	if err := r.patchStatus(ctx, run, orig); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -345,7 +316,7 @@ func (r *Reconciler) start(ctx context.Context, run *agentkubev1alpha1.AgentRun,
 		trigger = string(agentkubev1alpha1.RunTriggerManual)
 	}
 	metrics.Invocations.WithLabelValues(trigger).Inc()
-	r.Recorder.Eventf(run, &pod, corev1.EventTypeNormal, ReasonStarted, "StartRun", "Started in the agentlet of pod %s", pod.Name)
+	r.Recorder.Eventf(run, &pod, corev1.EventTypeNormal, agentkubev1alpha1.ReasonStarted, "StartRun", "Started in the agentlet of pod %s", pod.Name)
 	if ar.Phase.Finished() {
 		// Quick runs may be over before we look again.
 		return r.complete(ctx, run, ar)
@@ -360,7 +331,7 @@ func (r *Reconciler) track(ctx context.Context, run *agentkubev1alpha1.AgentRun)
 	var pod corev1.Pod
 	err := r.Client.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: run.Status.PodName}, &pod)
 	if apierrors.IsNotFound(err) {
-		return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseFailed, ReasonAgentPodGone,
+		return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseFailed, agentkubev1alpha1.ReasonAgentPodGone,
 			fmt.Sprintf("Pod %s was deleted while the run was in progress; its outcome is unknown.", run.Status.PodName), nil)
 	} else if err != nil {
 		return ctrl.Result{}, err
@@ -386,11 +357,11 @@ func (r *Reconciler) track(ctx context.Context, run *agentkubev1alpha1.AgentRun)
 	}
 	switch {
 	case agentletclient.IsNotFound(err):
-		return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseFailed, ReasonAgentletLostRun,
+		return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseFailed, agentkubev1alpha1.ReasonAgentletLostRun,
 			fmt.Sprintf("The agentlet in pod %s no longer knows run %s: the agentlet or its pod restarted while the run was in progress, which ended it.", pod.Name, run.Status.RunID), nil)
 	case err != nil:
 		if !now.Before(hardDeadline) {
-			return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseFailed, ReasonAgentletNoAnswer,
+			return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseFailed, agentkubev1alpha1.ReasonAgentletUnreachable,
 				fmt.Sprintf("The agentlet in pod %s has not answered since the run's timeout passed: %v", pod.Name, err), nil)
 		}
 		log.FromContext(ctx).Info("Agentlet unreachable; will retry", "pod", pod.Name, "error", err.Error())
@@ -405,7 +376,7 @@ func (r *Reconciler) track(ctx context.Context, run *agentkubev1alpha1.AgentRun)
 		if _, err := c.Cancel(ctx, run.Status.RunID); err != nil {
 			log.FromContext(ctx).Error(err, "Cancel overdue run", "run", run.Name)
 		}
-		return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseTimedOut, ReasonTimedOut,
+		return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseTimedOut, agentkubev1alpha1.ReasonTimedOut,
 			fmt.Sprintf("The run exceeded its timeout of %s and was cancelled.", r.timeout(run)), &ar)
 	}
 	if tail := tailOf(ar.OutputTail); tail != run.Status.OutputTail {
@@ -423,12 +394,12 @@ func (r *Reconciler) track(ctx context.Context, run *agentkubev1alpha1.AgentRun)
 func (r *Reconciler) complete(ctx context.Context, run *agentkubev1alpha1.AgentRun, ar api.Run) (ctrl.Result, error) {
 	switch ar.Phase {
 	case api.PhaseSucceeded:
-		return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseSucceeded, ReasonSucceeded, "The run succeeded.", &ar)
+		return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseSucceeded, agentkubev1alpha1.ReasonSucceeded, "The run succeeded.", &ar)
 	case api.PhaseTimedOut:
-		return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseTimedOut, ReasonTimedOut,
+		return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseTimedOut, agentkubev1alpha1.ReasonTimedOut,
 			fmt.Sprintf("The run exceeded its timeout of %s and was killed.", r.timeout(run)), &ar)
 	case api.PhaseCanceled:
-		return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseFailed, ReasonCanceled,
+		return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseFailed, agentkubev1alpha1.ReasonCanceled,
 			"The run was cancelled in the agentlet (for example because its pod is shutting down). "+ar.Message, &ar)
 	default:
 		msg := "The run failed"
@@ -441,7 +412,7 @@ func (r *Reconciler) complete(ctx context.Context, run *agentkubev1alpha1.AgentR
 		if ar.Message != "" {
 			msg += ": " + ar.Message
 		}
-		return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseFailed, ReasonRunFailed, msg+".", &ar)
+		return r.finish(ctx, run, agentkubev1alpha1.AgentRunPhaseFailed, agentkubev1alpha1.ReasonRunFailed, msg+".", &ar)
 	}
 }
 
@@ -452,7 +423,7 @@ func (r *Reconciler) wait(ctx context.Context, run *agentkubev1alpha1.AgentRun, 
 	run.Status.Phase = agentkubev1alpha1.AgentRunPhasePending
 	run.Status.Message = message
 	run.Status.ObservedGeneration = run.Generation
-	ctrlutil.SetCondition(&run.Status.Conditions, run.Generation, ConditionStarted, metav1.ConditionFalse, reason, message)
+	ctrlutil.SetCondition(&run.Status.Conditions, run.Generation, agentkubev1alpha1.ConditionStarted, metav1.ConditionFalse, reason, message)
 	if err := r.patchStatus(ctx, run, orig); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -484,7 +455,7 @@ func (r *Reconciler) finish(ctx context.Context, run *agentkubev1alpha1.AgentRun
 		st.OutputTail = tailOf(ar.OutputTail)
 	}
 	status := metav1.ConditionTrue
-	ctrlutil.SetCondition(&st.Conditions, run.Generation, ConditionComplete, status, reason, message)
+	ctrlutil.SetCondition(&st.Conditions, run.Generation, agentkubev1alpha1.ConditionComplete, status, reason, message)
 	if err := r.patchStatus(ctx, run, orig); err != nil {
 		return ctrl.Result{}, err
 	}

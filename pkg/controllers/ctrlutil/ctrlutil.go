@@ -110,20 +110,6 @@ func Instrument(name string, r reconcile.Reconciler) reconcile.Reconciler {
 	})
 }
 
-// Earliest returns the smaller positive duration of a and b (0 means unset).
-func Earliest(a, b time.Duration) time.Duration {
-	switch {
-	case a <= 0:
-		return b
-	case b <= 0:
-		return a
-	case a < b:
-		return a
-	default:
-		return b
-	}
-}
-
 // conflictRetryDelay is how long a reconcile that lost a write race waits
 // before it runs again: long enough for the informer to deliver the newer
 // object, short enough that nobody notices.

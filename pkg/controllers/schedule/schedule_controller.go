@@ -38,17 +38,6 @@ import (
 // Name is the controller's name in logs, metrics and events.
 const Name = "agent-schedule"
 
-// Reasons of the Scheduled condition and of events.
-const (
-	ReasonArmed           = "Armed"
-	ReasonNoSchedule      = "NoSchedule"
-	ReasonInvalidSchedule = "InvalidSchedule"
-	ReasonPaused          = "AgentPaused"
-	ReasonRunCreated      = "ScheduledRunCreated"
-	ReasonRunActive       = "PreviousRunActive"
-	ReasonMissed          = "MissedSchedule"
-)
-
 // LabelScheduledTime is set on scheduled runs: the occurrence they are for.
 const LabelScheduledTime = "agentkube.io/scheduled-time"
 
@@ -144,7 +133,7 @@ func (r *Reconciler) evaluate(ctx context.Context, ag *agentkubev1alpha1.Agent) 
 	if err != nil {
 		r.wakeups.Cancel(key)
 		st.NextScheduleTime = nil
-		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionScheduled, metav1.ConditionFalse, ReasonInvalidSchedule,
+		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionScheduled, metav1.ConditionFalse, agentkubev1alpha1.ReasonInvalidSchedule,
 			fmt.Sprintf("spec.schedule %q cannot be parsed: %v. Use five fields (minute hour day-of-month month day-of-week) or a descriptor such as @hourly or @every 30m.", ag.Spec.Schedule, err))
 		return ctrl.Result{}, nil
 	}
@@ -155,7 +144,7 @@ func (r *Reconciler) evaluate(ctx context.Context, ag *agentkubev1alpha1.Agent) 
 		// CronJob rule for suspend).
 		r.wakeups.Cancel(key)
 		st.NextScheduleTime = nil
-		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionScheduled, metav1.ConditionFalse, ReasonPaused,
+		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionScheduled, metav1.ConditionFalse, agentkubev1alpha1.ReasonAgentPaused,
 			"The Agent is paused; set spec.paused to false to arm the schedule.")
 		return ctrl.Result{}, nil
 	}
@@ -191,14 +180,14 @@ func (r *Reconciler) evaluate(ctx context.Context, ag *agentkubev1alpha1.Agent) 
 
 	if !lastMissed.IsZero() && due.IsZero() {
 		metrics.ScheduledRuns.WithLabelValues("missed").Inc()
-		r.Recorder.Eventf(ag, nil, corev1.EventTypeWarning, ReasonMissed, "Schedule",
+		r.Recorder.Eventf(ag, nil, corev1.EventTypeWarning, agentkubev1alpha1.ReasonMissedSchedule, "Schedule",
 			"Occurrences up to %s were more than the starting deadline (%s) late and were skipped, not replayed",
 			lastMissed.UTC().Format(time.RFC3339), r.StartingDeadline)
 		// Remember that they were accounted for.
 		st.LastScheduleTime = ptrTime(lastMissed)
 	}
 	if due.IsZero() {
-		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionScheduled, metav1.ConditionTrue, ReasonArmed,
+		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionScheduled, metav1.ConditionTrue, agentkubev1alpha1.ReasonArmed,
 			fmt.Sprintf("Next run at %s.", next.UTC().Format(time.RFC3339)))
 		return ctrl.Result{}, nil
 	}
@@ -210,7 +199,7 @@ func (r *Reconciler) evaluate(ctx context.Context, ag *agentkubev1alpha1.Agent) 
 		return ctrl.Result{}, err
 	}
 	if active != "" {
-		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionScheduled, metav1.ConditionTrue, ReasonRunActive,
+		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionScheduled, metav1.ConditionTrue, agentkubev1alpha1.ReasonPreviousRunActive,
 			fmt.Sprintf("The run due at %s waits for run %s to finish; it is skipped if that takes longer than %s.",
 				due.UTC().Format(time.RFC3339), active, r.StartingDeadline))
 		// Re-check when the due occurrence's deadline expires.
@@ -238,7 +227,7 @@ func (r *Reconciler) evaluate(ctx context.Context, ag *agentkubev1alpha1.Agent) 
 	switch err := r.Client.Create(ctx, run); {
 	case err == nil:
 		metrics.ScheduledRuns.WithLabelValues("created").Inc()
-		r.Recorder.Eventf(ag, run, corev1.EventTypeNormal, ReasonRunCreated, "Schedule", "Created run %s for %s", run.Name, due.UTC().Format(time.RFC3339))
+		r.Recorder.Eventf(ag, run, corev1.EventTypeNormal, agentkubev1alpha1.ReasonScheduledRunCreated, "Schedule", "Created run %s for %s", run.Name, due.UTC().Format(time.RFC3339))
 	case apierrors.IsAlreadyExists(err):
 		// The name is the occurrence: it was created before (by us before a
 		// restart, or by another replica's last act as leader).
@@ -247,7 +236,7 @@ func (r *Reconciler) evaluate(ctx context.Context, ag *agentkubev1alpha1.Agent) 
 	}
 	st.LastScheduleTime = ptrTime(due)
 	st.LastRun = run.Name
-	ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionScheduled, metav1.ConditionTrue, ReasonArmed,
+	ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionScheduled, metav1.ConditionTrue, agentkubev1alpha1.ReasonArmed,
 		fmt.Sprintf("Last run %s; next run at %s.", run.Name, next.UTC().Format(time.RFC3339)))
 	log.FromContext(ctx).V(1).Info("Scheduled run", "run", run.Name, "due", due, "next", next)
 	return ctrl.Result{}, nil

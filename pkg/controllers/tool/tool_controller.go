@@ -47,27 +47,6 @@ const Name = "tool"
 // the bastion and restarts the idle countdown.
 const AnnotationLastActivity = "agentkube.io/last-activity"
 
-// ConditionPermissions reports the permissions Job.
-const ConditionPermissions = "PermissionsProvisioned"
-
-// Reasons.
-const (
-	ReasonSecretNotFound    = "SecretNotFound"
-	ReasonSecretKeyNotFound = "SecretKeyNotFound"
-	ReasonProbeRunning      = "ProbeRunning"
-	ReasonProbeSucceeded    = "ProbeSucceeded"
-	ReasonProbeFailed       = "ProbeFailed"
-	ReasonProvisioning      = "Provisioning"
-	ReasonProvisioned       = "Provisioned"
-	ReasonProvisionFailed   = "ProvisioningFailed"
-	ReasonUnsupported       = "Unsupported"
-	ReasonIdle              = "Idle"
-	ReasonBastionStarting   = "BastionStarting"
-	ReasonBastionReady      = "BastionReady"
-	ReasonUpToDate          = "UpToDate"
-	ReasonUsable            = "Usable"
-)
-
 // Component labels.
 const (
 	ComponentBastion     = "bastion"
@@ -163,7 +142,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		st.BastionPod = ""
 		return ctrl.Result{}, r.patchStatus(ctx, &tool, orig)
 	}
-	ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReconciled, metav1.ConditionTrue, ReasonUpToDate, "The connection profile is complete.")
+	ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReconciled, metav1.ConditionTrue, agentkubev1alpha1.ReasonUpToDate, "The connection profile is complete.")
 
 	env := toolEnv(&tool)
 	image := tool.Spec.Image
@@ -181,12 +160,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		switch {
 		case !done:
 			probing = true
-			ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionProbed, metav1.ConditionUnknown, ReasonProbeRunning, msg)
+			ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionProbed, metav1.ConditionUnknown, agentkubev1alpha1.ReasonProbeRunning, msg)
 		case ok:
-			ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionProbed, metav1.ConditionTrue, ReasonProbeSucceeded, msg)
+			ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionProbed, metav1.ConditionTrue, agentkubev1alpha1.ReasonProbeSucceeded, msg)
 		default:
 			usable = false
-			ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionProbed, metav1.ConditionFalse, ReasonProbeFailed, msg)
+			ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionProbed, metav1.ConditionFalse, agentkubev1alpha1.ReasonProbeFailed, msg)
 		}
 		if finished != nil {
 			st.LastProbeTime = finished
@@ -198,7 +177,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	// Permissions, for the engines a Job can provision.
 	if p := tool.Spec.Permissions; p != nil {
 		if !provisionable(tool.Spec.Type) {
-			ctrlutil.SetCondition(&st.Conditions, gen, ConditionPermissions, metav1.ConditionFalse, ReasonUnsupported,
+			ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionPermissionsProvisioned, metav1.ConditionFalse, agentkubev1alpha1.ReasonUnsupported,
 				fmt.Sprintf("Provisioning permissions for %s tools is not supported yet; the policy is not enforced.", tool.Spec.Type))
 		} else {
 			policy, _ := json.Marshal(p)
@@ -209,16 +188,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			}
 			switch {
 			case !done:
-				ctrlutil.SetCondition(&st.Conditions, gen, ConditionPermissions, metav1.ConditionUnknown, ReasonProvisioning, msg)
+				ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionPermissionsProvisioned, metav1.ConditionUnknown, agentkubev1alpha1.ReasonProvisioning, msg)
 			case ok:
-				ctrlutil.SetCondition(&st.Conditions, gen, ConditionPermissions, metav1.ConditionTrue, ReasonProvisioned, msg)
+				ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionPermissionsProvisioned, metav1.ConditionTrue, agentkubev1alpha1.ReasonProvisioned, msg)
 			default:
 				usable = false
-				ctrlutil.SetCondition(&st.Conditions, gen, ConditionPermissions, metav1.ConditionFalse, ReasonProvisionFailed, msg)
+				ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionPermissionsProvisioned, metav1.ConditionFalse, agentkubev1alpha1.ReasonProvisioningFailed, msg)
 			}
 		}
 	} else {
-		meta.RemoveStatusCondition(&st.Conditions, ConditionPermissions)
+		meta.RemoveStatusCondition(&st.Conditions, agentkubev1alpha1.ConditionPermissionsProvisioned)
 	}
 
 	// The bastion, on demand.
@@ -240,11 +219,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		st.BastionPod = ""
 		st.Phase = agentkubev1alpha1.ToolPhaseFailed
-		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReady, metav1.ConditionFalse, ReasonProbeFailed,
+		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReady, metav1.ConditionFalse, agentkubev1alpha1.ReasonProbeFailed,
 			"The Tool failed its checks; see the Probed and PermissionsProvisioned conditions.")
 	case probing:
 		st.Phase = agentkubev1alpha1.ToolPhaseConnecting
-		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReady, metav1.ConditionFalse, ReasonProbeRunning, "The connectivity probe is running.")
+		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReady, metav1.ConditionFalse, agentkubev1alpha1.ReasonProbeRunning, "The connectivity probe is running.")
 	case inUse:
 		pod, err := r.ensureBastion(ctx, &tool, image, env)
 		if err != nil {
@@ -253,10 +232,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		st.BastionPod = pod.Name
 		if podReady(pod) {
 			st.Phase = agentkubev1alpha1.ToolPhaseReady
-			ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReady, metav1.ConditionTrue, ReasonBastionReady, fmt.Sprintf("Bastion %s is ready.", pod.Name))
+			ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReady, metav1.ConditionTrue, agentkubev1alpha1.ReasonBastionReady, fmt.Sprintf("Bastion %s is ready.", pod.Name))
 		} else {
 			st.Phase = agentkubev1alpha1.ToolPhaseConnecting
-			ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReady, metav1.ConditionTrue, ReasonBastionStarting, fmt.Sprintf("Bastion %s is starting.", pod.Name))
+			ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReady, metav1.ConditionTrue, agentkubev1alpha1.ReasonBastionStarting, fmt.Sprintf("Bastion %s is starting.", pod.Name))
 		}
 		if st.ActiveSessions == 0 && last != nil {
 			r.wakeups.At(key, last.Add(idle).Sub(now))
@@ -267,7 +246,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		st.BastionPod = ""
 		st.Phase = agentkubev1alpha1.ToolPhaseIdle
-		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReady, metav1.ConditionTrue, ReasonIdle,
+		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReady, metav1.ConditionTrue, agentkubev1alpha1.ReasonIdle,
 			"Usable; no bastion runs until a session needs one.")
 	}
 	return ctrl.Result{}, r.patchStatus(ctx, &tool, orig)
@@ -282,13 +261,13 @@ func (r *Reconciler) checkCredentials(ctx context.Context, tool *agentkubev1alph
 	err = r.APIReader.Get(ctx, types.NamespacedName{Namespace: tool.Namespace, Name: ref.Name}, &s)
 	switch {
 	case apierrors.IsNotFound(err):
-		return ReasonSecretNotFound, fmt.Sprintf("Secret %q named by spec.config.credentialsRef does not exist in namespace %s: create it with key %q holding the credential.",
+		return agentkubev1alpha1.ReasonSecretNotFound, fmt.Sprintf("Secret %q named by spec.config.credentialsRef does not exist in namespace %s: create it with key %q holding the credential.",
 			ref.Name, tool.Namespace, ref.Key), nil
 	case err != nil:
 		return "", "", fmt.Errorf("get credentials secret: %w", err)
 	}
 	if _, ok := s.Data[ref.Key]; !ok {
-		return ReasonSecretKeyNotFound, fmt.Sprintf("Secret %q has no key %q (spec.config.credentialsRef.key).", ref.Name, ref.Key), nil
+		return agentkubev1alpha1.ReasonSecretKeyNotFound, fmt.Sprintf("Secret %q has no key %q (spec.config.credentialsRef.key).", ref.Name, ref.Key), nil
 	}
 	return "", "", nil
 }

@@ -55,14 +55,6 @@ func (p *Principal) Can(permission string) bool { return perm.Has(p.Permissions,
 // grants, takes away or edits what they do not hold themselves.
 func (p *Principal) CanAll(perms []string) bool { return perm.HasAll(p.Permissions, perms) }
 
-type principalKey struct{}
-
-// PrincipalFrom returns the principal stored by the authentication wrapper.
-func PrincipalFrom(ctx context.Context) (*Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(*Principal)
-	return p, ok
-}
-
 // Authenticate resolves the Bearer JWT and the tenant of a request. The
 // tenant is the one in the token unless X-Tenant-ID selects another (refused
 // for a token bound to its tenant); either way membership, permissions and
@@ -119,7 +111,7 @@ func (s *Server) authed(permission string, h authedHandler) http.HandlerFunc {
 			httpapi.WriteError(w, http.StatusForbidden, "forbidden", "missing permission "+permission)
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)), p)
+		h(w, r, p)
 	}
 }
 

@@ -103,7 +103,7 @@ func (s *sqlStore) RenameTenant(ctx context.Context, tenantID, name string) (Ten
 
 const userCols = `id, email, name, password_hash, idp_id, token_generation, created_at`
 
-func scanUser(row interface{ Scan(...any) error }) (User, error) {
+func scanUser(row rowScanner) (User, error) {
 	var u User
 	var c int64
 	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.PasswordHash, &u.IdPID, &u.TokenGeneration, &c)

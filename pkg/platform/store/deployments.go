@@ -9,7 +9,7 @@ import (
 
 const deploymentCols = `id, tenant_id, name, token_prefix, token_issued_at, status, last_heartbeat_at, created_by, created_at`
 
-func scanDeployment(row interface{ Scan(...any) error }) (Deployment, error) {
+func scanDeployment(row rowScanner) (Deployment, error) {
 	var d Deployment
 	var issued, created int64
 	var hb sql.NullInt64
@@ -36,20 +36,7 @@ func (s *sqlStore) CreateDeployment(ctx context.Context, tenantID string, d Depl
 }
 
 func (s *sqlStore) ListDeployments(ctx context.Context, tenantID string) ([]Deployment, error) {
-	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT `+deploymentCols+` FROM deployments WHERE tenant_id = ? ORDER BY name`), tenantID)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer rows.Close()
-	out := []Deployment{}
-	for rows.Next() {
-		d, err := scanDeployment(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s, scanDeployment, `SELECT `+deploymentCols+` FROM deployments WHERE tenant_id = ? ORDER BY name`, tenantID)
 }
 
 func (s *sqlStore) GetDeployment(ctx context.Context, tenantID, id string) (Deployment, error) {

@@ -10,7 +10,7 @@ import (
 
 const idpCols = `id, tenant_id, name, issuer, client_id, client_secret_sealed, allowed_domains, default_role_id, created_at`
 
-func scanIdP(row interface{ Scan(...any) error }) (IdentityProvider, error) {
+func scanIdP(row rowScanner) (IdentityProvider, error) {
 	var i IdentityProvider
 	var c int64
 	var domains string
@@ -38,20 +38,7 @@ func (s *sqlStore) CreateIdP(ctx context.Context, tenantID string, i IdentityPro
 }
 
 func (s *sqlStore) ListIdPs(ctx context.Context, tenantID string) ([]IdentityProvider, error) {
-	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT `+idpCols+` FROM identity_providers WHERE tenant_id = ? ORDER BY name`), tenantID)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer rows.Close()
-	out := []IdentityProvider{}
-	for rows.Next() {
-		i, err := scanIdP(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, i)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s, scanIdP, `SELECT `+idpCols+` FROM identity_providers WHERE tenant_id = ? ORDER BY name`, tenantID)
 }
 
 func (s *sqlStore) GetIdP(ctx context.Context, tenantID, id string) (IdentityProvider, error) {

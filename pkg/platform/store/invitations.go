@@ -10,7 +10,7 @@ import (
 
 const invitationCols = `id, tenant_id, email, role_id, invited_by, expires_at, accepted_at, created_at`
 
-func scanInvitation(row interface{ Scan(...any) error }) (Invitation, error) {
+func scanInvitation(row rowScanner) (Invitation, error) {
 	var inv Invitation
 	var exp, c int64
 	var acc sql.NullInt64
@@ -34,20 +34,7 @@ func (s *sqlStore) CreateInvitation(ctx context.Context, inv Invitation, tokenHa
 }
 
 func (s *sqlStore) ListInvitations(ctx context.Context, tenantID string) ([]Invitation, error) {
-	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT `+invitationCols+` FROM invitations WHERE tenant_id = ? ORDER BY id DESC`), tenantID)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer rows.Close()
-	out := []Invitation{}
-	for rows.Next() {
-		inv, err := scanInvitation(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, inv)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s, scanInvitation, `SELECT `+invitationCols+` FROM invitations WHERE tenant_id = ? ORDER BY id DESC`, tenantID)
 }
 
 func (s *sqlStore) DeleteInvitation(ctx context.Context, tenantID, id string) error {

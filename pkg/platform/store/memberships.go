@@ -13,7 +13,7 @@ const membershipSelect = `SELECT m.tenant_id, t.name, m.user_id, r.id, r.name, r
 	FROM memberships m JOIN tenants t ON t.id = m.tenant_id JOIN roles r ON r.id = m.role_id AND r.tenant_id = m.tenant_id
 	JOIN users u ON u.id = m.user_id`
 
-func scanMembership(row interface{ Scan(...any) error }) (Membership, error) {
+func scanMembership(row rowScanner) (Membership, error) {
 	var m Membership
 	var p string
 	err := row.Scan(&m.TenantID, &m.TenantName, &m.UserID, &m.RoleID, &m.RoleName, &p, &m.TokenGeneration)
@@ -22,20 +22,7 @@ func scanMembership(row interface{ Scan(...any) error }) (Membership, error) {
 }
 
 func (s *sqlStore) ListMemberships(ctx context.Context, userID string) ([]Membership, error) {
-	rows, err := s.db.QueryContext(ctx, s.rebind(membershipSelect+` WHERE m.user_id = ? ORDER BY m.created_at, m.tenant_id`), userID)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer rows.Close()
-	out := []Membership{}
-	for rows.Next() {
-		m, err := scanMembership(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s, scanMembership, membershipSelect+` WHERE m.user_id = ? ORDER BY m.created_at, m.tenant_id`, userID)
 }
 
 func (s *sqlStore) GetMembership(ctx context.Context, tenantID, userID string) (Membership, error) {

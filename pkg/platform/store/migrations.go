@@ -293,6 +293,3 @@ func (s *sqlStore) applyMigration(ctx context.Context, conn *sql.Conn, m migrati
 	s.log.Info("applied database migration", "version", m.version, "name", m.name, "dialect", s.dialect)
 	return tx.Commit()
 }
-
-// SchemaVersion is the newest migration version this binary knows.
-func SchemaVersion() int { return migrations[len(migrations)-1].version }

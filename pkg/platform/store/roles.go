@@ -10,7 +10,7 @@ import (
 
 const roleCols = `id, tenant_id, name, description, permissions, builtin, created_at`
 
-func scanRole(row interface{ Scan(...any) error }) (Role, error) {
+func scanRole(row rowScanner) (Role, error) {
 	var r Role
 	var p string
 	var c int64
@@ -21,20 +21,7 @@ func scanRole(row interface{ Scan(...any) error }) (Role, error) {
 }
 
 func (s *sqlStore) ListRoles(ctx context.Context, tenantID string) ([]Role, error) {
-	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT `+roleCols+` FROM roles WHERE tenant_id = ? ORDER BY created_at, name`), tenantID)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer rows.Close()
-	out := []Role{}
-	for rows.Next() {
-		r, err := scanRole(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s, scanRole, `SELECT `+roleCols+` FROM roles WHERE tenant_id = ? ORDER BY created_at, name`, tenantID)
 }
 
 func (s *sqlStore) GetRole(ctx context.Context, tenantID, id string) (Role, error) {

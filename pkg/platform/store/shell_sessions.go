@@ -56,7 +56,7 @@ type ShellSettings struct {
 const shellSessionCols = `id, tenant_id, user_id, user_email, deployment_id, namespace, agent, pod, container, remote_addr,
 	input_recorded, recording, recording_bytes, started_at, ended_at, exit_code, end_reason`
 
-func scanShellSession(row interface{ Scan(...any) error }) (ShellSession, error) {
+func scanShellSession(row rowScanner) (ShellSession, error) {
 	var s ShellSession
 	var input int
 	var started int64
@@ -110,20 +110,7 @@ func (s *sqlStore) ListShellSessions(ctx context.Context, tenantID string, p Pag
 	}
 	q += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, p.Limit)
-	rows, err := s.db.QueryContext(ctx, s.rebind(q), args...)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer rows.Close()
-	out := []ShellSession{}
-	for rows.Next() {
-		ss, err := scanShellSession(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ss)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s, scanShellSession, q, args...)
 }
 
 func (s *sqlStore) GetShellSession(ctx context.Context, tenantID, id string) (ShellSession, error) {

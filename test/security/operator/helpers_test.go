@@ -1,4 +1,4 @@
-// Package operator_test runs the attacks of issue 17 that go through the
+// Package operator_test runs the attacks of docs/security.md that go through the
 // operator tunnel and the browser shell against a real exo-app process, on
 // SQLite and PostgreSQL, with a real operator connection: a fake operator
 // built on pkg/tunnel that speaks the real protocol (it pushes whatever

@@ -41,12 +41,6 @@ const (
 	AgentPhaseFailed  = "Failed"
 )
 
-// Agent condition types besides Ready and Reconciled.
-const (
-	// ConditionScheduled reports whether spec.schedule is armed and when it fires next.
-	ConditionScheduled = "Scheduled"
-)
-
 // AgentGoal is the task text, inline or from a ConfigMap key. Exactly one is set.
 // +kubebuilder:validation:XValidation:rule="has(self.inline) != has(self.configMapKeyRef)",message="exactly one of goal.inline and goal.configMapKeyRef must be set"
 type AgentGoal struct {

@@ -54,12 +54,3 @@ type CommonStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 }
-
-// Condition types shared by all kinds.
-const (
-	// ConditionReady is True when the object does what its spec asks.
-	ConditionReady = "Ready"
-	// ConditionReconciled is False when the controller could not apply the spec; its
-	// reason and message say what the user must fix.
-	ConditionReconciled = "Reconciled"
-)

@@ -38,12 +38,6 @@ const (
 	ToolPhaseFailed     = "Failed"
 )
 
-// Tool condition types besides Ready and Reconciled.
-const (
-	// ConditionProbed reports the result of the connectivity check (spec.probe).
-	ConditionProbed = "Probed"
-)
-
 // ToolConfig is the connection profile injected into the bastion pod.
 type ToolConfig struct {
 	// hostname of the target system.

@@ -22,18 +22,6 @@ import (
 	"github.com/exo-in-go/exo/pkg/controllers/ctrlutil"
 )
 
-// Reasons on the Ready and Reconciled conditions.
-const (
-	ReasonAvailable        = "Available"
-	ReasonProgressing      = "Progressing"
-	ReasonDeadlineExceeded = "ProgressDeadlineExceeded"
-	ReasonReplicaFailure   = "ReplicaFailure"
-	ReasonScaledToZero     = "ScaledToZero"
-	ReasonUpToDate         = "UpToDate"
-	ReasonInvalid          = "Invalid"
-	ReasonConflict         = "NameConflict"
-)
-
 // StatusOf returns a pointer to the WorkloadStatus of an object of the kind.
 type StatusOf func(client.Object) *agentkubev1alpha1.WorkloadStatus
 
@@ -62,8 +50,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, obj client.Object, d Desired
 	st.ObservedGeneration = gen
 
 	if d.Invalid != "" {
-		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReconciled, metav1.ConditionFalse, ReasonInvalid, d.Invalid)
-		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReady, metav1.ConditionFalse, ReasonInvalid, d.Invalid)
+		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReconciled, metav1.ConditionFalse, agentkubev1alpha1.ReasonInvalid, d.Invalid)
+		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReady, metav1.ConditionFalse, agentkubev1alpha1.ReasonInvalid, d.Invalid)
 		st.Phase = agentkubev1alpha1.WorkloadPhaseFailed
 		return ctrl.Result{}, r.patchStatus(ctx, obj, orig)
 	}
@@ -83,7 +71,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, obj client.Object, d Desired
 	if err != nil {
 		return r.conflictOr(ctx, obj, orig, err)
 	}
-	ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReconciled, metav1.ConditionTrue, ReasonUpToDate,
+	ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReconciled, metav1.ConditionTrue, agentkubev1alpha1.ReasonUpToDate,
 		fmt.Sprintf("Deployment %s and Service %s match the spec.", dep.GetName(), svc.GetName()))
 	st.ServiceName = svc.GetName()
 	deployment := dep.(*appsv1.Deployment)
@@ -103,9 +91,9 @@ func setAvailability(st *agentkubev1alpha1.WorkloadStatus, gen int64, d *appsv1.
 		failed := (c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse) ||
 			(c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue)
 		if failed {
-			reason := ReasonReplicaFailure
+			reason := agentkubev1alpha1.ReasonReplicaFailure
 			if c.Reason == "ProgressDeadlineExceeded" {
-				reason = ReasonDeadlineExceeded
+				reason = agentkubev1alpha1.ReasonProgressDeadlineExceeded
 			}
 			ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReady, metav1.ConditionFalse, reason,
 				fmt.Sprintf("Deployment %s: %s (see its pods' events)", d.Name, c.Message))
@@ -116,14 +104,14 @@ func setAvailability(st *agentkubev1alpha1.WorkloadStatus, gen int64, d *appsv1.
 	upToDate := d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas == want
 	switch {
 	case want == 0:
-		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReady, metav1.ConditionTrue, ReasonScaledToZero, "replicas is 0.")
+		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReady, metav1.ConditionTrue, agentkubev1alpha1.ReasonScaledToZero, "replicas is 0.")
 		st.Phase = agentkubev1alpha1.WorkloadPhaseReady
 	case upToDate && d.Status.AvailableReplicas >= want:
-		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReady, metav1.ConditionTrue, ReasonAvailable,
+		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReady, metav1.ConditionTrue, agentkubev1alpha1.ReasonAvailable,
 			fmt.Sprintf("%d/%d replicas available.", d.Status.AvailableReplicas, want))
 		st.Phase = agentkubev1alpha1.WorkloadPhaseReady
 	default:
-		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReady, metav1.ConditionFalse, ReasonProgressing,
+		ctrlutil.SetCondition(&st.Conditions, gen, agentkubev1alpha1.ConditionReady, metav1.ConditionFalse, agentkubev1alpha1.ReasonProgressing,
 			fmt.Sprintf("%d/%d replicas available, %d updated.", d.Status.AvailableReplicas, want, d.Status.UpdatedReplicas))
 		st.Phase = agentkubev1alpha1.WorkloadPhaseProgressing
 	}
@@ -186,7 +174,7 @@ func (r *Reconciler) conflictOr(ctx context.Context, obj, orig client.Object, er
 		return ctrl.Result{}, err
 	}
 	st := r.StatusOf(obj)
-	ctrlutil.SetCondition(&st.Conditions, obj.GetGeneration(), agentkubev1alpha1.ConditionReconciled, metav1.ConditionFalse, ReasonConflict, ce.msg)
+	ctrlutil.SetCondition(&st.Conditions, obj.GetGeneration(), agentkubev1alpha1.ConditionReconciled, metav1.ConditionFalse, agentkubev1alpha1.ReasonNameConflict, ce.msg)
 	st.Phase = agentkubev1alpha1.WorkloadPhaseFailed
 	return ctrl.Result{}, r.patchStatus(ctx, obj, orig)
 }
