@@ -4,8 +4,16 @@ SHELL := /usr/bin/env bash
 GO ?= go
 BIN := $(CURDIR)/_output/bin
 TEST_FLAGS ?= -timeout 30m
+# Images: named <REGISTRY>/<name>:<VERSION>. VERSION (the file) is the project's release
+# version; the charts and the manager's default images use the same tag.
+VERSION ?= $(shell cat $(CURDIR)/VERSION)
+REGISTRY ?= ghcr.io/exo-in-go
+PLATFORMS ?= linux/amd64,linux/arm64
+# Every timestamp in the images: the last commit's time, so a rebuild of the same tree
+# gives the same digests (https://reproducible-builds.org/docs/source-date-epoch/).
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
-.PHONY: all build run test test-short bench verify codegen kube-binaries fmt vet help
+.PHONY: all build run test test-unit bench verify codegen kube-binaries fmt vet help images push
 
 all: build
 
@@ -15,6 +23,13 @@ help: ## List the targets
 build: ## Build every binary into _output/bin
 	$(GO) build -o $(BIN)/ ./cmd/...
 
+images: ## Build the OCI image archives into _output/images (no Docker; VERSION, REGISTRY, PLATFORMS)
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) hack/images.sh release --registry $(REGISTRY) --tag $(VERSION) --platforms $(PLATFORMS)
+
+push: ## Push _output/images/*.tar to REGISTRY=… (credentials from ~/.docker/config.json)
+	@test -n "$$(ls _output/images/*.tar 2>/dev/null)" || { echo "no archives in _output/images: run make images first" >&2; exit 1; }
+	hack/images.sh push --registry $(REGISTRY) --tag $(VERSION) _output/images/*.tar
+
 kube-binaries: ## Build kube-apiserver, etcd, kubectl and helm into the cache (once)
 	@hack/build-kube-binaries.sh >/dev/null
 	@hack/build-helm.sh >/dev/null
@@ -23,12 +38,17 @@ run: kube-binaries build ## Run the system locally (Ctrl-C stops everything)
 	$(GO) build -o $(BIN)/local-up ./hack/local-up
 	@exec $(BIN)/local-up
 
-test: kube-binaries ## Run all tests (needs PostgreSQL on 127.0.0.1:5432)
+test: kube-binaries ## Run every test: the unit tier with the race detector, then the end-to-end tier (needs PostgreSQL on 127.0.0.1:5432)
 	@hack/install-chromium.sh >/dev/null
 	@hack/install-nginx.sh
-	$(GO) test $(TEST_FLAGS) ./...
+	$(GO) test -race $(TEST_FLAGS) $$(hack/test-packages.sh unit)
+	$(GO) test $(TEST_FLAGS) $$(hack/test-packages.sh e2e)
+	cd hack/tools/images && $(GO) test $(TEST_FLAGS) ./...
 
-bench: kube-binaries ## Run the benchmarks of the issues' figures and print them
+test-unit: ## The fast tier to run constantly: no cluster, race detector, -short (needs PostgreSQL)
+	$(GO) test -race -short $$(hack/test-packages.sh unit)
+
+bench: kube-binaries ## Run the benchmarks and print their figures
 	$(GO) test ./cmd/exo-app -run '^$$' -bench ListDeployments -benchtime 5s
 	$(GO) test ./pkg/manager -run '^$$' -bench AgentsToPods -benchtime 1x
 	$(GO) test ./test/webhook -run '^$$' -bench ToolAdmission -benchtime 1x
@@ -39,13 +59,19 @@ bench: kube-binaries ## Run the benchmarks of the issues' figures and print them
 	$(GO) test ./test/shell -run '^$$' -bench KeystrokeEcho -benchtime 200x
 	$(GO) test ./test/shell -run '^$$' -bench BulkOutput -benchtime 20x
 
-verify: ## Check file sizes, generated code, chart copies, formatting, vet and staticcheck
+verify: ## Check file sizes, generated code, chart copies, formatting, vet and lint (staticcheck, deadcode, dupl)
 	hack/verify-file-sizes.sh
 	hack/verify-codegen.sh
 	hack/update-manifests.sh --verify
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	hack/verify-lint.sh
+
+fmt: ## gofmt every Go file
+	gofmt -w $$(git ls-files '*.go')
+
+vet: ## go vet every package
+	$(GO) vet ./...
 
 codegen: ## Regenerate clients, deepcopy, OpenAPI, CRDs and the charts' copies of artifacts
 	hack/update-codegen.sh

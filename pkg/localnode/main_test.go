@@ -32,7 +32,7 @@ const (
 	nodeName      = "localnode"
 	shellImage    = "docker.io/library/busybox:1.36"
 	runtimeImage  = "example.com/agents/runtime-standin:1"
-	agentletImage = "registry.example.com/adaptivelive/agentkube-agentlet:v0.3.0"
+	agentletImage = "registry.example.com/exo-in-go/agentkube-agentlet:v0.3.0"
 	unmappedImage = "example.com/not-mapped:1"
 )
 

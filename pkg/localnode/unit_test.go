@@ -23,9 +23,9 @@ func TestGlobMatch(t *testing.T) {
 		pattern, name string
 		want          bool
 	}{
-		{"*agentkube-agentlet*", "docker.io/adaptivelive/agentkube-agentlet:v0.3.0", true},
+		{"*agentkube-agentlet*", "ghcr.io/exo-in-go/agentkube-agentlet:v0.3.0", true},
 		{"*agentkube-agentlet*", "agentkube-agentlet", true},
-		{"*agentkube-agentlet*", "docker.io/adaptivelive/agentkube-bastion:v0.3.0", false},
+		{"*agentkube-agentlet*", "ghcr.io/exo-in-go/agentkube-bastion:v0.3.0", false},
 		{"docker.io/library/busybox*", "docker.io/library/busybox:1.36", true},
 		{"docker.io/library/busybox*", "busybox:1.36", false},
 		{"busybox:1.3?", "busybox:1.36", true},

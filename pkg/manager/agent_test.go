@@ -50,7 +50,7 @@ func createSecret(t testing.TB, ns, name string, data map[string]string) {
 
 func TestAgentPod(t *testing.T) {
 	startManager(t, cluster.Config, func(o *Options) {
-		o.Images = runtimes.Images{Registry: "mirror.test/adaptivelive", Overrides: map[string]string{"AGENTLET": "agentlet:test"}}
+		o.Images = runtimes.Images{Registry: "mirror.test/exo-in-go", Overrides: map[string]string{"AGENTLET": "agentlet:test"}}
 	})
 	ns := cluster.CreateNamespace(t)
 	ctx := context.Background()
@@ -81,7 +81,7 @@ func TestAgentPod(t *testing.T) {
 		t.Fatalf("containers = %v", pod.Spec.Containers)
 	}
 	al, rt := pod.Spec.Containers[0], pod.Spec.Containers[1]
-	if al.Image != "agentlet:test" || rt.Image != "mirror.test/adaptivelive/claudecode:"+runtimes.DefaultTag {
+	if al.Image != "agentlet:test" || rt.Image != "mirror.test/exo-in-go/claudecode:"+runtimes.DefaultTag {
 		t.Errorf("images = %s, %s", al.Image, rt.Image)
 	}
 	if len(al.Ports) != 1 || al.Ports[0].Name != agentletconfig.PortName || al.Ports[0].ContainerPort != agentletconfig.DefaultPort {

@@ -5,8 +5,8 @@
 //
 // Image resolution follows the product's three levers, most specific first:
 // the object's own spec.image, then AGENTKUBE_IMAGE_<COMPONENT>, then the
-// default name under the registry (AGENTKUBE_IMAGE_REGISTRY, a mirror of
-// docker.io/adaptivelive).
+// default name under the registry (AGENTKUBE_IMAGE_REGISTRY, by default the
+// project's own ghcr.io/exo-in-go, or a mirror of it).
 package runtimes
 
 import (
@@ -20,7 +20,7 @@ import (
 // Environment variables that configure images.
 const (
 	// EnvRegistry is the registry (and path) every default image is pulled
-	// from, for example registry.example.com/mirror/adaptivelive.
+	// from, for example registry.example.com/mirror/exo-in-go.
 	EnvRegistry = "AGENTKUBE_IMAGE_REGISTRY"
 	// EnvImagePrefix prefixes the per-component override variables.
 	EnvImagePrefix = "AGENTKUBE_IMAGE_"
@@ -28,11 +28,14 @@ const (
 	EnvImageTag = "AGENTKUBE_IMAGE_TAG"
 )
 
-// DefaultRegistry is where the published images live.
-const DefaultRegistry = "docker.io/adaptivelive"
+// DefaultRegistry is where this project publishes its images (make push): under
+// its own name, so that a default install never pulls another vendor's binaries.
+// The charts' image.registry and hack/tools/images say the same.
+const DefaultRegistry = "ghcr.io/exo-in-go"
 
 // DefaultTag pins the default images to one release, so an Agent pod never
-// changes under a running manager because "latest" moved.
+// changes under a running manager because "latest" moved. It is the VERSION
+// file's, the tag make images gives every image (a test keeps them equal).
 const DefaultTag = "v0.3.0"
 
 // Component is something the manager runs from an image.

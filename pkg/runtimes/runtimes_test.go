@@ -1,6 +1,9 @@
 package runtimes
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
@@ -8,7 +11,7 @@ import (
 
 func TestRuntimeResolutionOrder(t *testing.T) {
 	im := ImagesFromEnv([]string{
-		"AGENTKUBE_IMAGE_REGISTRY=mirror.example.com/adaptivelive/",
+		"AGENTKUBE_IMAGE_REGISTRY=mirror.example.com/exo-in-go/",
 		"AGENTKUBE_IMAGE_CODEX=example.com/codex:pinned",
 		"AGENTKUBE_IMAGE_AGENTLET=example.com/agentlet:dev",
 		"PATH=/bin",
@@ -20,7 +23,7 @@ func TestRuntimeResolutionOrder(t *testing.T) {
 	}{
 		{agentkubev1alpha1.RuntimeCodex, "mine/codex:1", "mine/codex:1"},
 		{agentkubev1alpha1.RuntimeCodex, "", "example.com/codex:pinned"},
-		{agentkubev1alpha1.RuntimeClaudeCode, "", "mirror.example.com/adaptivelive/claudecode:" + DefaultTag},
+		{agentkubev1alpha1.RuntimeClaudeCode, "", "mirror.example.com/exo-in-go/claudecode:" + DefaultTag},
 		{agentkubev1alpha1.RuntimeCustom, "custom:1", "custom:1"},
 	}
 	for _, c := range cases {
@@ -53,5 +56,25 @@ func TestEveryRuntimeInMatrix(t *testing.T) {
 		if _, ok := Lookup(r); !ok {
 			t.Errorf("%s missing from the matrix", r)
 		}
+	}
+}
+
+// TestDefaultsAreTheProjectsRelease: the default images are the ones make images builds,
+// named <DefaultRegistry>/<name>:<VERSION>. Bumping VERSION without DefaultTag would make
+// the manager launch an agentlet that was never built.
+func TestDefaultsAreTheProjectsRelease(t *testing.T) {
+	v, err := os.ReadFile(filepath.Join("..", "..", "VERSION"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(v)); got != DefaultTag {
+		t.Errorf("VERSION is %q, DefaultTag %q", got, DefaultTag)
+	}
+	if DefaultRegistry != "ghcr.io/exo-in-go" {
+		t.Errorf("DefaultRegistry %q: the project publishes under ghcr.io/exo-in-go", DefaultRegistry)
+	}
+	// hack/tools/images names the agentlet image after this component.
+	if Agentlet.Image != "agentkube-agentlet" {
+		t.Errorf("Agentlet.Image %q: make images builds agentkube-agentlet", Agentlet.Image)
 	}
 }

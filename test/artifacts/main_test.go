@@ -67,6 +67,11 @@ func repoPath(elem ...string) string {
 
 // runHelm runs the built helm against the test cluster and returns its standard output.
 func runHelm(ctx context.Context, args ...string) (string, error) {
+	return runHelmOn(ctx, env.cluster.KubeconfigPath, args...)
+}
+
+// runHelmOn runs the built helm against the cluster of kubeconfig.
+func runHelmOn(ctx context.Context, kubeconfig string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, env.helm, args...)
@@ -76,7 +81,7 @@ func runHelm(ctx context.Context, args ...string) (string, error) {
 		"HELM_CACHE_HOME=" + filepath.Join(env.helmHome, "cache"),
 		"HELM_CONFIG_HOME=" + filepath.Join(env.helmHome, "config"),
 		"HELM_DATA_HOME=" + filepath.Join(env.helmHome, "data"),
-		"KUBECONFIG=" + env.cluster.KubeconfigPath,
+		"KUBECONFIG=" + kubeconfig,
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

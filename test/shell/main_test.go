@@ -1,10 +1,11 @@
 //go:build linux
 
 // Package shell tests the browser shell end to end, every hop real: exo-app's
-// API server wired as cmd/exo-app wires it (the operator hub of
-// pkg/platform/agentkube feeding pkg/platform/shell), agentkube-manager's
-// connector (pkg/connect) in a controller-runtime manager with pkg/shellexec
-// as its shell executor, running as the manager's ServiceAccount with the
+// API server as cmd/exo-app assembles it (pkg/platform/app: the operator hub
+// of pkg/platform/agentkube feeding pkg/platform/shell), agentkube-manager in
+// managed mode as cmd/agentkube-manager assembles it (pkg/manager/app: the
+// connector with pkg/shellexec as its shell executor), running as the
+// manager's ServiceAccount with the
 // RBAC of artifacts/manager/rbac.yaml, a real kube-apiserver whose pods/exec
 // reaches a localnode (pkg/localnode) over TLS, and a PTY in the agent pod's
 // runtime container, which localnode runs as host processes.
@@ -174,14 +175,14 @@ func createAgentPod(ctx context.Context, namespace, name string) (*corev1.Pod, e
 			NodeName:                      cluster.node.Name(),
 			TerminationGracePeriodSeconds: &grace,
 			Containers: []corev1.Container{
-				{Name: "agentlet", Image: "ghcr.io/adaptivelive/agentkube-agentlet:test"},
+				{Name: "agentlet", Image: "ghcr.io/exo-in-go/agentkube-agentlet:test"},
 				// Started in HOME (<rootfs>/root on the node), so bash's
 				// prompt is a short "~" as in a container rather than the
 				// node's long pod path: a prompt wider than the terminal
 				// wraps, and readline's redraw after a resize then
 				// overwrites lines in a replay (asciinema-player does not
 				// reflow as xterm.js does).
-				{Name: "runtime", Image: "ghcr.io/adaptivelive/agentkube-runtime-claudecode:test", WorkingDir: "/root"},
+				{Name: "runtime", Image: "ghcr.io/exo-in-go/agentkube-runtime-claudecode:test", WorkingDir: "/root"},
 			},
 		},
 	}
