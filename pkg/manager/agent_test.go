@@ -17,6 +17,7 @@ import (
 	"github.com/exo-in-go/exo/pkg/controllers/agent"
 	"github.com/exo-in-go/exo/pkg/controllers/agentrun"
 	"github.com/exo-in-go/exo/pkg/runtimes"
+	"github.com/exo-in-go/exo/test/poll"
 )
 
 func getPod(t testing.TB, ns, name string) (*corev1.Pod, error) {
@@ -71,7 +72,7 @@ func TestAgentPod(t *testing.T) {
 	}
 
 	var pod *corev1.Pod
-	eventually(t, "pod created", func() (err error) { pod, err = getPod(t, ns, "coder"); return err })
+	poll.UntilNamed(t, "pod created", waitFor, func() (err error) { pod, err = getPod(t, ns, "coder"); return err })
 
 	// Owner reference, containers, env.
 	if ref := metav1.GetControllerOf(pod); ref == nil || ref.UID != ag.UID || ref.Kind != "Agent" {
@@ -116,7 +117,7 @@ func TestAgentPod(t *testing.T) {
 	}
 
 	// Without a node the pod stays Pending, and so does the Agent.
-	eventually(t, "agent status", func() error {
+	poll.UntilNamed(t, "agent status", waitFor, func() error {
 		a := getAgent(t, ns, "coder")
 		if a.Status.Phase != agentkubev1alpha1.AgentPhasePending || a.Status.Ready != "0/1" || a.Status.PodName != "coder" {
 			return fmt.Errorf("status = %+v", a.Status)
@@ -128,7 +129,7 @@ func TestAgentPod(t *testing.T) {
 	if err := cluster.Kube.CoreV1().Pods(ns).Delete(ctx, "coder", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "pod recreated", func() error {
+	poll.UntilNamed(t, "pod recreated", waitFor, func() error {
 		p, err := getPod(t, ns, "coder")
 		if err != nil {
 			return err
@@ -142,7 +143,7 @@ func TestAgentPod(t *testing.T) {
 
 	// A changed spec rolls the pod.
 	updateAgent(t, ns, "coder", func(a *agentkubev1alpha1.Agent) { a.Spec.Model.Name = "claude-sonnet-4-5" })
-	eventually(t, "pod replaced", func() error {
+	poll.UntilNamed(t, "pod replaced", waitFor, func() error {
 		p, err := getPod(t, ns, "coder")
 		if err != nil {
 			return err
@@ -158,7 +159,7 @@ func TestAgentPod(t *testing.T) {
 
 	// Paused: phase Paused.
 	updateAgent(t, ns, "coder", func(a *agentkubev1alpha1.Agent) { a.Spec.Paused = true })
-	eventually(t, "paused", func() error {
+	poll.UntilNamed(t, "paused", waitFor, func() error {
 		if p := getAgent(t, ns, "coder").Status.Phase; p != agentkubev1alpha1.AgentPhasePaused {
 			return fmt.Errorf("phase %s", p)
 		}
@@ -182,7 +183,7 @@ func TestAgentMissingTokenSecret(t *testing.T) {
 	}
 	expectCondition := func(reason string, mentions ...string) {
 		t.Helper()
-		eventually(t, "condition "+reason, func() error {
+		poll.UntilNamed(t, "condition "+reason, waitFor, func() error {
 			a := getAgent(t, ns, "codex")
 			c := meta.FindStatusCondition(a.Status.Conditions, agentkubev1alpha1.ConditionReconciled)
 			if c == nil || c.Status != metav1.ConditionFalse || c.Reason != reason {
@@ -199,14 +200,14 @@ func TestAgentMissingTokenSecret(t *testing.T) {
 			return nil
 		})
 	}
-	expectCondition(agent.ReasonSecretNotFound, `"openai"`, `"token"`)
+	expectCondition(agentkubev1alpha1.ReasonSecretNotFound, `"openai"`, `"token"`)
 	if _, err := getPod(t, ns, "codex"); err == nil {
 		t.Fatal("pod created although its token Secret is missing")
 	}
 
 	// The Secret appears without the key: the condition names the key.
 	createSecret(t, ns, "openai", map[string]string{"other": "x"})
-	expectCondition(agent.ReasonSecretKeyNotFound, `"openai"`, `"token"`, "other")
+	expectCondition(agentkubev1alpha1.ReasonSecretKeyNotFound, `"openai"`, `"token"`, "other")
 
 	// The key appears: the pod follows.
 	s, err := cluster.Kube.CoreV1().Secrets(ns).Get(ctx, "openai", metav1.GetOptions{})
@@ -217,8 +218,8 @@ func TestAgentMissingTokenSecret(t *testing.T) {
 	if _, err := cluster.Kube.CoreV1().Secrets(ns).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "pod after the key appeared", func() error { _, err := getPod(t, ns, "codex"); return err })
-	eventually(t, "Reconciled true", func() error {
+	poll.UntilNamed(t, "pod after the key appeared", waitFor, func() error { _, err := getPod(t, ns, "codex"); return err })
+	poll.UntilNamed(t, "Reconciled true", waitFor, func() error {
 		c := meta.FindStatusCondition(getAgent(t, ns, "codex").Status.Conditions, agentkubev1alpha1.ConditionReconciled)
 		if c == nil || c.Status != metav1.ConditionTrue {
 			return fmt.Errorf("Reconciled = %+v", c)
@@ -250,7 +251,7 @@ func createAgent(t testing.TB, a *agentkubev1alpha1.Agent) {
 
 func waitAgentPhase(t testing.TB, ns, name, phase string) {
 	t.Helper()
-	eventually(t, "agent "+name+" "+phase, func() error {
+	poll.UntilNamed(t, "agent "+name+" "+phase, waitFor, func() error {
 		if p := getAgent(t, ns, name).Status.Phase; p != phase {
 			return fmt.Errorf("phase %q", p)
 		}
@@ -280,7 +281,7 @@ func getRun(t testing.TB, ns, name string) (*agentkubev1alpha1.AgentRun, error) 
 func waitRun(t testing.TB, ns, name string) *agentkubev1alpha1.AgentRun {
 	t.Helper()
 	var run *agentkubev1alpha1.AgentRun
-	eventually(t, "run "+name+" finished", func() (err error) {
+	poll.UntilNamed(t, "run "+name+" finished", waitFor, func() (err error) {
 		run, err = getRun(t, ns, name)
 		if err != nil {
 			return err
@@ -294,7 +295,7 @@ func waitRun(t testing.TB, ns, name string) *agentkubev1alpha1.AgentRun {
 }
 
 func completeReason(run *agentkubev1alpha1.AgentRun) string {
-	if c := meta.FindStatusCondition(run.Status.Conditions, agentrun.ConditionComplete); c != nil {
+	if c := meta.FindStatusCondition(run.Status.Conditions, agentkubev1alpha1.ConditionComplete); c != nil {
 		return c.Reason
 	}
 	return ""
@@ -325,7 +326,7 @@ func TestAgentRunLifecycle(t *testing.T) {
 		t.Errorf("run owner = %+v", ref)
 	}
 	// Any run, not only a scheduled one, is the Agent's last run.
-	eventually(t, "lastRun r1-ok", func() error {
+	poll.UntilNamed(t, "lastRun r1-ok", waitFor, func() error {
 		if got := getAgent(t, ns, "worker").Status.LastRun; got != "r1-ok" {
 			return fmt.Errorf("status.lastRun = %q", got)
 		}
@@ -335,7 +336,7 @@ func TestAgentRunLifecycle(t *testing.T) {
 	// Failure: exit code kept.
 	createRun(t, ns, "r2-fails", "worker", "x", func(r *agentkubev1alpha1.AgentRun) { r.Spec.Args = []string{"3"} })
 	run = waitRun(t, ns, "r2-fails")
-	if run.Status.Phase != agentkubev1alpha1.AgentRunPhaseFailed || run.Status.ExitCode == nil || *run.Status.ExitCode != 3 || completeReason(run) != agentrun.ReasonRunFailed {
+	if run.Status.Phase != agentkubev1alpha1.AgentRunPhaseFailed || run.Status.ExitCode == nil || *run.Status.ExitCode != 3 || completeReason(run) != agentkubev1alpha1.ReasonRunFailed {
 		t.Fatalf("run fails: %+v", run.Status)
 	}
 
@@ -352,7 +353,7 @@ func TestAgentRunLifecycle(t *testing.T) {
 	// History: runHistoryLimit 2 keeps the two newest finished runs. Times
 	// in the API have one-second resolution; ties are broken by name, which
 	// is why the names here sort in creation order.
-	eventually(t, "history pruned", func() error {
+	poll.UntilNamed(t, "history pruned", waitFor, func() error {
 		runs, err := cluster.Agentkube.AgentkubeV1alpha1().AgentRuns(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return err
@@ -372,13 +373,13 @@ func TestAgentRunLifecycle(t *testing.T) {
 	waitAgentPhase(t, ns, "worker", agentkubev1alpha1.AgentPhasePaused)
 	createRun(t, ns, "while-paused", "worker", "x")
 	run = waitRun(t, ns, "while-paused")
-	if run.Status.Phase != agentkubev1alpha1.AgentRunPhaseFailed || completeReason(run) != agentrun.ReasonAgentPaused || run.Status.StartTime != nil {
+	if run.Status.Phase != agentkubev1alpha1.AgentRunPhaseFailed || completeReason(run) != agentkubev1alpha1.ReasonAgentPaused || run.Status.StartTime != nil {
 		t.Fatalf("run while paused: %+v", run.Status)
 	}
 
 	// A run for an Agent that does not exist fails with that reason.
 	createRun(t, ns, "orphan", "nobody", "x")
-	if run = waitRun(t, ns, "orphan"); completeReason(run) != agentrun.ReasonAgentNotFound {
+	if run = waitRun(t, ns, "orphan"); completeReason(run) != agentkubev1alpha1.ReasonAgentNotFound {
 		t.Fatalf("orphan: %+v", run.Status)
 	}
 }

@@ -42,6 +42,9 @@ var (
 	verbose = flag.Bool("manager-log", false, "log the managers' output")
 )
 
+// waitFor bounds every wait for the controllers in these tests.
+const waitFor = 90 * time.Second
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if *verbose {
@@ -133,21 +136,6 @@ func startManager(t testing.TB, cfg *rest.Config, mutate func(*Options)) *testMa
 	}
 	t.Cleanup(stop)
 	return &testManager{Manager: m, stop: stop}
-}
-
-// eventually polls f until it returns nil, failing the test with f's last
-// error after a generous bound (a hang guard, not a timing assertion).
-func eventually(t testing.TB, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: %v", what, err)
 }
 
 // fakeKubelet plays the node for Agent pods of one namespace: it starts a

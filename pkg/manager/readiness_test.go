@@ -20,6 +20,7 @@ import (
 
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
 	"github.com/exo-in-go/exo/test/framework"
+	"github.com/exo-in-go/exo/test/poll"
 )
 
 func httpGet(url string) (int, string, error) {
@@ -93,7 +94,7 @@ func TestReadinessRBACAndMetrics(t *testing.T) {
 
 	var code int
 	var body string
-	eventually(t, "probe server answers", func() (err error) { code, body, err = httpGet(probe + "/readyz"); return err })
+	poll.UntilNamed(t, "probe server answers", waitFor, func() (err error) { code, body, err = httpGet(probe + "/readyz"); return err })
 	if code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz before the caches can sync = %d %s, want 503", code, body)
 	}
@@ -102,7 +103,7 @@ func TestReadinessRBACAndMetrics(t *testing.T) {
 	}
 
 	applyManagerRBAC(t, user)
-	eventually(t, "/readyz 200", func() error {
+	poll.UntilNamed(t, "/readyz 200", waitFor, func() error {
 		code, body, err := httpGet(probe + "/readyz")
 		if err != nil {
 			return err
@@ -123,7 +124,7 @@ func TestReadinessRBACAndMetrics(t *testing.T) {
 	}
 
 	metricsURL := "http://" + m.MetricsAddr.String() + "/metrics"
-	eventually(t, "custom metrics", func() error {
+	poll.UntilNamed(t, "custom metrics", waitFor, func() error {
 		code, body, err := httpGet(metricsURL)
 		if err != nil || code != http.StatusOK {
 			return fmt.Errorf("%d %v", code, err)

@@ -6,13 +6,13 @@ import (
 	"testing"
 
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
-	"github.com/exo-in-go/exo/pkg/controllers/agentrun"
+	"github.com/exo-in-go/exo/test/poll"
 )
 
 // waitRunning waits until the run is Running in its agentlet.
 func waitRunning(t testing.TB, ns, name string) {
 	t.Helper()
-	eventually(t, "run "+name+" running", func() error {
+	poll.UntilNamed(t, "run "+name+" running", waitFor, func() error {
 		run, err := getRun(t, ns, name)
 		if err != nil {
 			return err
@@ -65,7 +65,7 @@ func TestManagerRestartMidRun(t *testing.T) {
 	k.restartAgentlet(pod)
 	startManager(t, cluster.Config, nil)
 	run = waitRun(t, ns, "lost")
-	if run.Status.Phase != agentkubev1alpha1.AgentRunPhaseFailed || completeReason(run) != agentrun.ReasonAgentletLostRun {
+	if run.Status.Phase != agentkubev1alpha1.AgentRunPhaseFailed || completeReason(run) != agentkubev1alpha1.ReasonAgentletLostRun {
 		t.Fatalf("lost run: %+v", run.Status)
 	}
 	t.Logf("lost run: %s", run.Status.Message)

@@ -13,7 +13,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
-	"github.com/exo-in-go/exo/pkg/controllers/schedule"
+	"github.com/exo-in-go/exo/test/poll"
 )
 
 func runsOf(t testing.TB, ns string) []agentkubev1alpha1.AgentRun {
@@ -43,8 +43,8 @@ func TestSchedule(t *testing.T) {
 	scheduled := func() *metav1.Condition {
 		return meta.FindStatusCondition(getAgent(t, ns, "cron").Status.Conditions, agentkubev1alpha1.ConditionScheduled)
 	}
-	eventually(t, "schedule armed", func() error {
-		if c := scheduled(); c == nil || c.Reason != schedule.ReasonArmed || getAgent(t, ns, "cron").Status.NextScheduleTime == nil {
+	poll.UntilNamed(t, "schedule armed", waitFor, func() error {
+		if c := scheduled(); c == nil || c.Reason != agentkubev1alpha1.ReasonArmed || getAgent(t, ns, "cron").Status.NextScheduleTime == nil {
 			return errorf("Scheduled = %+v", c)
 		}
 		return nil
@@ -56,7 +56,7 @@ func TestSchedule(t *testing.T) {
 	// First occurrence.
 	// "@every" counts from the Agent's creation, a little after the clock was made.
 	clk.Step(time.Hour + time.Minute)
-	eventually(t, "first scheduled run", func() error {
+	poll.UntilNamed(t, "first scheduled run", waitFor, func() error {
 		if runs := runsOf(t, ns); len(runs) != 1 || runs[0].Spec.Trigger != agentkubev1alpha1.RunTriggerSchedule {
 			return errorf("runs = %d", len(runs))
 		}
@@ -67,8 +67,8 @@ func TestSchedule(t *testing.T) {
 
 	// Second occurrence while the first still runs: it waits.
 	clk.Step(time.Hour)
-	eventually(t, "occurrence waits for the active run", func() error {
-		if c := scheduled(); c == nil || c.Reason != schedule.ReasonRunActive {
+	poll.UntilNamed(t, "occurrence waits for the active run", waitFor, func() error {
+		if c := scheduled(); c == nil || c.Reason != agentkubev1alpha1.ReasonPreviousRunActive {
 			return errorf("Scheduled = %+v", c)
 		}
 		return nil
@@ -82,7 +82,7 @@ func TestSchedule(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRun(t, ns, first)
-	eventually(t, "waiting occurrence started", func() error {
+	poll.UntilNamed(t, "waiting occurrence started", waitFor, func() error {
 		if runs := runsOf(t, ns); len(runs) != 2 {
 			return errorf("runs = %d", len(runs))
 		}
@@ -94,7 +94,7 @@ func TestSchedule(t *testing.T) {
 
 	// Ten hours of "downtime": one catch-up run, not ten.
 	clk.Step(10 * time.Hour)
-	eventually(t, "one catch-up run", func() error {
+	poll.UntilNamed(t, "one catch-up run", waitFor, func() error {
 		if runs := runsOf(t, ns); len(runs) != 3 {
 			return errorf("runs = %d", len(runs))
 		}
@@ -103,12 +103,12 @@ func TestSchedule(t *testing.T) {
 	for _, r := range runsOf(t, ns) {
 		waitRun(t, ns, r.Name)
 	}
-	eventually(t, "schedule re-armed", func() error {
+	poll.UntilNamed(t, "schedule re-armed", waitFor, func() error {
 		ag := getAgent(t, ns, "cron")
 		if ag.Status.NextScheduleTime == nil || !ag.Status.NextScheduleTime.After(clk.Now()) {
 			return errorf("nextScheduleTime = %v, now %v", ag.Status.NextScheduleTime, clk.Now())
 		}
-		if c := scheduled(); c == nil || c.Reason != schedule.ReasonArmed {
+		if c := scheduled(); c == nil || c.Reason != agentkubev1alpha1.ReasonArmed {
 			return errorf("Scheduled = %+v", c)
 		}
 		return nil

@@ -13,6 +13,7 @@ import (
 
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
 	"github.com/exo-in-go/exo/pkg/controllers/tool"
+	"github.com/exo-in-go/exo/test/poll"
 )
 
 // TestMCPDeploymentAndService: an MCP becomes a Deployment and a Service whose
@@ -31,7 +32,7 @@ func TestMCPDeploymentAndService(t *testing.T) {
 	if _, err := cluster.Agentkube.AgentkubeV1alpha1().MCPs(ns).Create(ctx, m, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "deployment and service", func() error {
+	poll.UntilNamed(t, "deployment and service", waitFor, func() error {
 		d, err := cluster.Kube.AppsV1().Deployments(ns).Get(ctx, "tools", metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -46,7 +47,7 @@ func TestMCPDeploymentAndService(t *testing.T) {
 		return nil
 	})
 	// No controller-manager runs, so the Deployment never becomes available.
-	eventually(t, "status", func() error {
+	poll.UntilNamed(t, "status", waitFor, func() error {
 		got, err := cluster.Agentkube.AgentkubeV1alpha1().MCPs(ns).Get(ctx, "tools", metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -80,7 +81,7 @@ func TestToolBastionOnDemand(t *testing.T) {
 	}
 	toolPhase := func(want string) {
 		t.Helper()
-		eventually(t, "tool "+want, func() error {
+		poll.UntilNamed(t, "tool "+want, waitFor, func() error {
 			got, err := cluster.Agentkube.AgentkubeV1alpha1().Tools(ns).Get(ctx, "db", metav1.GetOptions{})
 			if err != nil {
 				return err
@@ -103,7 +104,7 @@ func TestToolBastionOnDemand(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pod *corev1.Pod
-	eventually(t, "bastion", func() (err error) { pod, err = getPod(t, ns, tool.BastionName("db")); return err })
+	poll.UntilNamed(t, "bastion", waitFor, func() (err error) { pod, err = getPod(t, ns, tool.BastionName("db")); return err })
 	cred := envOf(pod.Spec.Containers[0])[tool.EnvCredential]
 	if cred.Value != "" || cred.ValueFrom == nil || cred.ValueFrom.SecretKeyRef == nil || cred.ValueFrom.SecretKeyRef.Name != "pg" {
 		t.Fatalf("credential env = %+v, want a Secret reference", cred)
@@ -112,7 +113,7 @@ func TestToolBastionOnDemand(t *testing.T) {
 
 	// idleTimeout without activity: torn down.
 	clk.Step(16 * time.Minute)
-	eventually(t, "bastion gone", func() error {
+	poll.UntilNamed(t, "bastion gone", waitFor, func() error {
 		if _, err := getPod(t, ns, tool.BastionName("db")); err == nil {
 			return fmt.Errorf("bastion still there")
 		}

@@ -13,6 +13,12 @@ import (
 // test with cond's last error.
 func Until(t testing.TB, d time.Duration, cond func() error) {
 	t.Helper()
+	UntilNamed(t, "", d, cond)
+}
+
+// UntilNamed is Until whose failure also says what the test waited for.
+func UntilNamed(t testing.TB, what string, d time.Duration, cond func() error) {
+	t.Helper()
 	deadline := time.Now().Add(d)
 	for delay := time.Millisecond; ; delay = min(delay*2, 50*time.Millisecond) {
 		err := cond()
@@ -20,6 +26,9 @@ func Until(t testing.TB, d time.Duration, cond func() error) {
 			return
 		}
 		if time.Now().After(deadline) {
+			if what != "" {
+				t.Fatalf("%s: after %s: %v", what, d, err)
+			}
 			t.Fatalf("after %s: %v", d, err)
 		}
 		time.Sleep(delay) // polling a condition of another goroutine or process, with backoff
@@ -30,10 +39,10 @@ func Until(t testing.TB, d time.Duration, cond func() error) {
 // says what the test was waiting for.
 func UntilTrue(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	Until(t, d, func() error {
+	UntilNamed(t, what, d, func() error {
 		if cond() {
 			return nil
 		}
-		return errors.New("still waiting for " + what)
+		return errors.New("not yet")
 	})
 }
