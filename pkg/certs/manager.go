@@ -156,22 +156,11 @@ func splitList(s string) []string {
 	return out
 }
 
-// AddToManager adds the certificate machinery to mgr: the Rotator (leader only; with
-// DisableRotation it keeps only the agentlet CA) and a Watcher (every replica), and a
-// readyz check that fails until this replica has a certificate to serve. Give the
-// returned Watcher to the TLS servers and the agentlet clients.
-func AddToManager(mgr manager.Manager, opts Options) (*Watcher, error) {
-	opts.setDefaults()
-	kube, err := kubernetes.NewForConfig(mgr.GetConfig())
-	if err != nil {
-		return nil, fmt.Errorf("building Kubernetes client: %w", err)
-	}
-	watcher := NewWatcher(kube, opts.Namespace, opts.SecretName)
-	return watcher, AddWatcherToManager(mgr, opts, watcher)
-}
-
-// AddWatcherToManager is AddToManager with a Watcher made beforehand by NewWatcher
-// for the same Secret, for callers that hand it to the manager's controllers (which
+// AddWatcherToManager adds the certificate machinery to mgr: the Rotator (leader
+// only; with DisableRotation it keeps only the agentlet CA), watcher (made by
+// NewWatcher for the same Secret; every replica), and a readyz check that fails
+// until this replica has a certificate to serve. Callers give the Watcher to the
+// TLS servers and the agentlet clients, and to the manager's controllers (which
 // issue and verify agentlet certificates) before the manager exists.
 func AddWatcherToManager(mgr manager.Manager, opts Options, watcher *Watcher) error {
 	opts.setDefaults()

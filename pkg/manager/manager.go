@@ -7,7 +7,6 @@ package manager
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -70,6 +69,9 @@ func Scheme() (*runtime.Scheme, error) {
 
 // New builds the manager and registers every controller.
 func New(restConfig *rest.Config, o Options) (*Manager, error) {
+	if err := validControllers(o.Controllers); err != nil {
+		return nil, err
+	}
 	cfg := rest.CopyConfig(restConfig)
 	cfg.QPS, cfg.Burst = o.KubeAPIQPS, o.KubeAPIBurst
 	if cfg.UserAgent == "" {
@@ -178,19 +180,23 @@ func New(restConfig *rest.Config, o Options) (*Manager, error) {
 	if o.AgentletCA != nil {
 		agentletBundle = func() []byte { _, bundle := o.AgentletCA.AgentletCA(); return bundle }
 	}
-	setups := []interface{ SetupWithManager(ctrl.Manager) error }{
-		&agent.Reconciler{Client: c, APIReader: reader, Scheme: scheme, Recorder: mgr.GetEventRecorder(agent.Name),
+	setups := map[string]interface{ SetupWithManager(ctrl.Manager) error }{
+		agent.Name: &agent.Reconciler{Client: c, APIReader: reader, Scheme: scheme, Recorder: mgr.GetEventRecorder(agent.Name),
 			Images: o.Images, AgentletCA: o.AgentletCA, MaxConcurrentReconciles: o.MaxConcurrentReconciles},
-		&agentrun.Reconciler{Client: c, APIReader: reader, Scheme: scheme, Recorder: mgr.GetEventRecorder(agentrun.Name),
+		agentrun.Name: &agentrun.Reconciler{Client: c, APIReader: reader, Scheme: scheme, Recorder: mgr.GetEventRecorder(agentrun.Name),
 			Addresser: o.AgentletAddresser, AgentletBundle: agentletBundle, PollInterval: o.RunPollInterval, MaxConcurrentReconciles: o.MaxConcurrentReconciles},
-		&schedule.Reconciler{Client: c, Scheme: scheme, Recorder: mgr.GetEventRecorder(schedule.Name),
+		schedule.Name: &schedule.Reconciler{Client: c, Scheme: scheme, Recorder: mgr.GetEventRecorder(schedule.Name),
 			Clock: clk, StartingDeadline: o.ScheduleStartingDeadline},
-		&tool.Reconciler{Client: c, APIReader: reader, Scheme: scheme, Recorder: mgr.GetEventRecorder(tool.Name), Images: o.Images, Clock: clk},
-		&mcp.Reconciler{Client: c, Scheme: scheme, Recorder: mgr.GetEventRecorder(mcp.Name), Images: o.Images},
-		&llmgateway.Reconciler{Client: c, Scheme: scheme, Recorder: mgr.GetEventRecorder(llmgateway.Name), Images: o.Images},
-		&claw.Reconciler{Client: c, Scheme: scheme, Recorder: mgr.GetEventRecorder(claw.Name), Images: o.Images},
+		tool.Name:       &tool.Reconciler{Client: c, APIReader: reader, Scheme: scheme, Recorder: mgr.GetEventRecorder(tool.Name), Images: o.Images, Clock: clk},
+		mcp.Name:        &mcp.Reconciler{Client: c, Scheme: scheme, Recorder: mgr.GetEventRecorder(mcp.Name), Images: o.Images},
+		llmgateway.Name: &llmgateway.Reconciler{Client: c, Scheme: scheme, Recorder: mgr.GetEventRecorder(llmgateway.Name), Images: o.Images},
+		claw.Name:       &claw.Reconciler{Client: c, Scheme: scheme, Recorder: mgr.GetEventRecorder(claw.Name), Images: o.Images},
 	}
-	for _, s := range setups {
+	for _, name := range ControllerNames {
+		if !ControllerEnabled(o.Controllers, name) {
+			continue
+		}
+		s := setups[name]
 		if err := s.SetupWithManager(mgr); err != nil {
 			return nil, fmt.Errorf("set up %T: %w", s, err)
 		}
@@ -199,10 +205,12 @@ func New(restConfig *rest.Config, o Options) (*Manager, error) {
 }
 
 // AddReadyzCheck adds a check to /readyz, for servers that other packages
-// add to this process (webhook, aggregated API). Call it before Start.
+// add to this process (webhook, aggregated API). Call it before Start. With
+// the probes disabled (--health-probe-bind-address=0) there is nothing to add
+// to.
 func (m *Manager) AddReadyzCheck(name string, check healthz.Checker) error {
 	if m.readiness.handler == nil {
-		return errors.New("health probes are disabled")
+		return nil
 	}
 	m.readiness.handler.Checks[name] = check
 	return nil

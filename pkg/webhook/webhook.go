@@ -109,7 +109,7 @@ func splitList(s string) []string {
 func (o *Options) AddFlags(fs *flag.FlagSet) {
 	o.setDefaults()
 	fs.StringVar(&o.Host, "webhook-host", o.Host, "Address the admission webhook listens on (all interfaces when empty).")
-	fs.IntVar(&o.Port, "webhook-port", o.Port, "Port of the admission webhook.")
+	fs.IntVar(&o.Port, "webhook-port", o.Port, "Port of the admission webhook; 0 serves none (agentkube-manager).")
 	fs.StringVar(&o.ManagerServiceAccount, "webhook-manager-user", o.ManagerServiceAccount, "Username of the manager's ServiceAccount: allowed to exec into agent and bastion pods, to change their labels, owner references and spec, and to set any AgentRun requester. Keep it equal to the username in the matchConditions of artifacts/manager/webhook.yaml.")
 	fs.Func("webhook-break-glass-groups", "Comma-separated groups allowed to exec into agent and bastion pods (default "+strings.Join(o.BreakGlassGroups, ",")+"; empty for none).", func(s string) error {
 		o.BreakGlassGroups = splitList(s)

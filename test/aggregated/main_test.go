@@ -1,6 +1,6 @@
 // Package aggregated tests the subresources.agentkube.io aggregated API end to end: a real
-// etcd and kube-apiserver with the front proxy configured, the server from pkg/cmd/server
-// running in this process on 127.0.0.1 and registered through a real APIService, real
+// etcd and kube-apiserver with the front proxy configured, agentkube-manager (app.New)
+// serving it in this process on 127.0.0.1, registered through a real APIService, real
 // agentlets on loopback ports, kubectl and the kubectl-agent plugin as subprocesses.
 package aggregated
 
@@ -16,6 +16,7 @@ import (
 
 	"github.com/exo-in-go/exo/pkg/certs"
 	"github.com/exo-in-go/exo/pkg/cmd/server"
+	"github.com/exo-in-go/exo/pkg/manager/app"
 	"github.com/exo-in-go/exo/test/framework"
 )
 
@@ -137,17 +138,26 @@ func (e *environment) tearDown() {
 	}
 }
 
-// testServer is the aggregated API server running in this process.
+// testServer is agentkube-manager, serving the aggregated API, running in this process.
 type testServer struct {
 	cancel context.CancelFunc
 	done   chan error
 }
 
-// startServer runs the server as agentkube-manager would, with the upstream flags a
-// deployment sets: the serving certificate files, and kubeconfigs for delegated
-// authentication and authorization (in a pod these default to in-cluster).
+// startServer runs agentkube-manager as app.New assembles it, serving the aggregated API
+// on ln with the upstream flags a deployment sets: the serving certificate files (so the
+// certificate rotator issues none and injects no caBundle: --cert-disable-rotation), and
+// kubeconfigs for delegated authentication and authorization (in a pod these default to
+// in-cluster). Its controllers are off: the executor stands in for the AgentRun
+// controller, and no webhook is registered.
 func (e *environment) startServer(ln net.Listener) (*testServer, error) {
-	o := server.NewOptions()
+	st := app.DefaultSettings()
+	st.Manager.LeaderElection = false
+	st.Manager.MetricsBindAddress, st.Manager.HealthProbeBindAddress = "0", "0"
+	st.Manager.Controllers = nil
+	st.Certs.DisableRotation = true
+	st.Webhook.Port = 0
+	o := st.API
 	o.SecureServing.Listener = ln
 	o.SecureServing.BindAddress = net.ParseIP("127.0.0.1")
 	o.SecureServing.BindPort = e.port
@@ -155,15 +165,14 @@ func (e *environment) startServer(ln net.Listener) (*testServer, error) {
 	o.SecureServing.ServerCert.CertKey.KeyFile = e.keyFile
 	o.Authentication.RemoteKubeConfigFile = e.cluster.KubeconfigPath
 	o.Authorization.RemoteKubeConfigFile = e.cluster.KubeconfigPath
-	o.Kubeconfig = e.cluster.KubeconfigPath
-	srv, err := o.NewServer()
+	a, err := app.New(st, app.Options{Config: e.cluster.Config})
 	if err != nil {
 		_ = ln.Close()
-		return nil, fmt.Errorf("building the aggregated API server: %w", err)
+		return nil, fmt.Errorf("assembling agentkube-manager: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ts := &testServer{cancel: cancel, done: make(chan error, 1)}
-	go func() { ts.done <- srv.Start(ctx) }()
+	go func() { ts.done <- a.Start(ctx) }()
 	return ts, nil
 }
 

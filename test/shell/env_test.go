@@ -96,9 +96,9 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// operator is agentkube-manager's connector (pkg/connect) in a
-// controller-runtime manager of its own, as the manager's ServiceAccount,
-// with pkg/shellexec serving its shells, as cmd/agentkube-manager wires it.
+// operator is agentkube-manager in managed mode as pkg/manager/app assembles
+// it (connecttest), as the manager's ServiceAccount, with pkg/shellexec
+// serving its shells.
 type operator struct {
 	exec *shellexec.Executor
 	// stop stops the manager: the connector closes its tunnel (1001) and
@@ -112,21 +112,17 @@ type operator struct {
 func startOperator(t testing.TB, p *platform, deploymentID, token string) *operator {
 	t.Helper()
 	log := testr.NewWithInterface(t, testr.Options{Verbosity: 0})
-	ex, err := shellexec.New(shellexec.Options{Config: cluster.manager, Log: log.WithName("shell")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := connecttest.Start(t, cluster.manager, cluster.Scheme, connect.Options{
+	a, stop := connecttest.Start(t, cluster.manager, connect.Options{
 		BaseURL: p.url, Token: token, ClusterID: "shell-test", Version: "test",
 		HandshakeTimeout: 5 * time.Second,
 		InitialBackoff:   50 * time.Millisecond, MaxBackoff: time.Second,
-		Logger: log.WithName("connect"), Shells: ex,
+		Logger: log.WithName("connect"),
 	})
 	waitUntil(t, "the operator's tunnel is up", func() bool {
 		_, ok := p.hub.Conn(deploymentID)
 		return ok
 	})
-	return &operator{exec: ex, stop: stop}
+	return &operator{exec: a.Shells, stop: stop}
 }
 
 // user is a signed-up user with a tenant of their own.

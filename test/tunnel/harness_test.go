@@ -268,5 +268,5 @@ func startOperator(t testing.TB, baseURL, token string, tweak ...func(*connect.O
 	for _, f := range tweak {
 		f(&opts)
 	}
-	connecttest.Start(t, cluster.Config, cluster.Scheme, opts)
+	connecttest.Start(t, cluster.Config, opts)
 }

@@ -9,22 +9,19 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/go-logr/logr"
 
 	"github.com/exo-in-go/exo/pkg/connect"
 	"github.com/exo-in-go/exo/pkg/connect/connecttest"
-	"github.com/exo-in-go/exo/pkg/controllers/agent"
 	"github.com/exo-in-go/exo/pkg/localnode/localnodetest"
-	"github.com/exo-in-go/exo/pkg/manager"
-	agentregistry "github.com/exo-in-go/exo/pkg/registry/agent"
+	"github.com/exo-in-go/exo/pkg/manager/app"
 	"github.com/exo-in-go/exo/test/framework"
 )
 
-// The cluster the dashboard shows: a real kube-apiserver, agentkube-manager's
-// controllers, and a localnode that runs Agent pods with the real agentlet.
+// The cluster the dashboard shows: a real kube-apiserver, agentkube-manager
+// (pkg/manager/app) with its controllers and certificates, and a localnode that runs Agent pods with the real agentlet.
 // The operator's tunnel connector starts in the test, with the deployment
 // token the test reads from the page.
 var cluster *framework.Cluster
@@ -74,11 +71,15 @@ func run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, err)
 		}
 	}()
-	opts := manager.DefaultOptions()
-	opts.LeaderElection = false
-	opts.MetricsBindAddress, opts.HealthProbeBindAddress = "0", "0"
-	opts.RunPollInterval = time.Second
-	mgr, err := manager.New(c.Config, opts)
+	// agentkube-manager as it ships, without the webhook and the aggregated
+	// API (nothing here calls them) and, until a test starts it, the connector.
+	st := app.DefaultSettings()
+	st.Manager.LeaderElection = false
+	st.Manager.MetricsBindAddress, st.Manager.HealthProbeBindAddress = "0", "0"
+	st.Manager.RunPollInterval = time.Second
+	st.Webhook.Port = 0
+	st.API.SecureServing.BindPort = 0
+	mgr, err := app.New(st, app.Options{Config: c.Config})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		return 1
@@ -102,18 +103,13 @@ func run(m *testing.M) int {
 	return code
 }
 
-// startOperator runs the tunnel connector as agentkube-manager runs it in
-// managed mode (leader only there; alone here): a cache of agentkube objects
-// and managed pods, run output followed in the agentlet, with the given
-// deployment token.
+// startOperator runs agentkube-manager's tunnel connector as it runs in
+// managed mode (leader only there; alone here, beside the controllers of
+// TestMain), run output followed in the agentlet, with the given deployment
+// token.
 func startOperator(t *testing.T, baseURL, token string) {
 	t.Helper()
-	kube, err := kubernetes.NewForConfig(cluster.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	connecttest.Start(t, cluster.Config, cluster.Scheme, connect.Options{
+	connecttest.Start(t, cluster.Config, connect.Options{
 		BaseURL: baseURL, Token: token, ClusterID: "ui-test-cluster", Version: "ui-test",
-		RunOutput: connect.AgentletOutput{Locator: &agentregistry.PodLocator{Client: kube, SecretName: agent.TokenSecretName}},
 	})
 }

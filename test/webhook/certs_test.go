@@ -175,7 +175,7 @@ func getAggregatedDiscovery(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("GET /apis/%s/%s through kube-apiserver: %w", apiGroup, apiVersion, err)
 	}
-	if !strings.Contains(string(body), `"pings"`) {
+	if !strings.Contains(string(body), `"agents"`) {
 		return fmt.Errorf("unexpected discovery document: %s", body)
 	}
 	return nil

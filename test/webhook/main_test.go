@@ -1,17 +1,13 @@
 // Package webhook_test runs agentkube-manager's admission webhook and certificate
 // rotation against a real kube-apiserver: kube-apiserver calls the webhook through an
-// ExternalName Service, and reaches a small aggregated API server that serves the
-// same rotating certificate, with only the caBundles the rotator injects.
+// ExternalName Service, and reaches the manager's aggregated API server, which serves
+// the same rotating certificate, with only the caBundles the rotator injects.
 package webhook_test
 
 import (
 	"context"
-	"crypto/tls"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"sync"
@@ -23,10 +19,9 @@ import (
 	"k8s.io/klog/v2"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/exo-in-go/exo/pkg/certs"
+	"github.com/exo-in-go/exo/pkg/manager/app"
 	"github.com/exo-in-go/exo/pkg/webhook"
 	"github.com/exo-in-go/exo/test/framework"
 	"github.com/exo-in-go/exo/test/ports"
@@ -87,10 +82,10 @@ func run(m *testing.M) int {
 }
 
 // startManager installs what the shipped manifests would (an empty Secret, the
-// webhook configuration and an APIService, both without caBundle), then runs a
-// controller-runtime manager with certs.AddToManager and webhook.AddToManager and an
-// aggregated API server on the same certificate, and waits until kube-apiserver
-// trusts both.
+// webhook configuration and an APIService, both without caBundle), then runs
+// agentkube-manager as app.New assembles it, without its controllers (the tests'
+// pods are left alone), with the certificate lifetimes above, and waits until
+// kube-apiserver trusts its webhook and aggregated API.
 func startManager(ctx context.Context) (stop func(), err error) {
 	if webhookPort, err = ports.Pick(); err != nil {
 		return nil, err
@@ -106,50 +101,39 @@ func startManager(ctx context.Context) (stop func(), err error) {
 	}
 
 	ctrl.SetLogger(klog.Background())
-	mgr, err := manager.New(cluster.Config, manager.Options{
-		Scheme:                 cluster.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
-	if err != nil {
-		_ = apiListener.Close()
-		return nil, fmt.Errorf("creating manager: %w", err)
-	}
-	if watcher, err = certs.AddToManager(mgr, certOptions); err != nil {
-		_ = apiListener.Close()
-		return nil, err
-	}
-	if _, err := webhook.AddToManager(mgr, webhook.Options{
+	st := app.DefaultSettings()
+	st.Manager.Namespace = systemNamespace
+	st.Manager.LeaderElection = false
+	st.Manager.MetricsBindAddress, st.Manager.HealthProbeBindAddress = "0", "0"
+	st.Manager.Controllers = nil
+	st.Certs = certOptions
+	st.Webhook = webhook.Options{
 		Host:                  "127.0.0.1",
 		Port:                  webhookPort,
-		Certificates:          watcher,
 		ManagerServiceAccount: managerUser,
 		BreakGlassGroups:      []string{breakGlassGroup},
-	}); err != nil {
+	}
+	st.API.SecureServing.Listener = apiListener
+	st.API.SecureServing.BindAddress = net.ParseIP("127.0.0.1")
+	st.API.SecureServing.BindPort = apiPort
+	// Delegated authentication and authorization, which a pod does in-cluster.
+	st.API.Authentication.RemoteKubeConfigFile = cluster.KubeconfigPath
+	st.API.Authorization.RemoteKubeConfigFile = cluster.KubeconfigPath
+	a, err := app.New(st, app.Options{Config: cluster.Config})
+	if err != nil {
 		_ = apiListener.Close()
 		return nil, err
 	}
+	watcher = a.Certificates
 
-	apiServer := newAggregatedServer(watcher)
 	mgrCtx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		if err := mgr.Start(mgrCtx); err != nil {
+	wg.Go(func() {
+		if err := a.Start(mgrCtx); err != nil {
 			fmt.Fprintln(os.Stderr, "manager:", err)
 		}
-	}()
-	go func() {
-		defer wg.Done()
-		if err := apiServer.ServeTLS(apiListener, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintln(os.Stderr, "aggregated API server:", err)
-		}
-	}()
+	})
 	stop = func() {
-		shutdownCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
-		defer done()
-		_ = apiServer.Shutdown(shutdownCtx)
 		cancel()
 		wg.Wait()
 	}
@@ -209,36 +193,6 @@ func installManifests(ctx context.Context) error {
 		return fmt.Errorf("creating APIService: %w", err)
 	}
 	return nil
-}
-
-// newAggregatedServer is a minimal aggregated API server for subresources.agentkube.io
-// that serves the Watcher's certificate. Keep-alives are off so that every request
-// from kube-apiserver is a fresh TLS handshake against the current certificate and
-// the injected bundle.
-func newAggregatedServer(w *certs.Watcher) *http.Server {
-	mux := http.NewServeMux()
-	discovery := metav1.APIResourceList{
-		TypeMeta:     metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"},
-		GroupVersion: apiGroup + "/" + apiVersion,
-		APIResources: []metav1.APIResource{{Name: "pings", Kind: "Ping", Namespaced: false, Verbs: []string{"get"}}},
-	}
-	mux.HandleFunc("GET /apis/"+apiGroup+"/"+apiVersion, func(rw http.ResponseWriter, _ *http.Request) {
-		rw.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(rw).Encode(discovery)
-	})
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig: &tls.Config{
-			GetCertificate: w.GetCertificate,
-			MinVersion:     tls.VersionTLS12,
-			// Ask for kube-apiserver's front-proxy certificate, as a real aggregated
-			// server does; this one does not need it.
-			ClientAuth: tls.RequestClientCert,
-		},
-	}
-	srv.SetKeepAlivesEnabled(false)
-	return srv
 }
 
 // webhookAddr is where the test webhook listens, for direct TLS checks.

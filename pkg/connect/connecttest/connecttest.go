@@ -1,7 +1,9 @@
-// Package connecttest runs the operator's tunnel connector (pkg/connect) in
-// a test the way agentkube-manager runs it in managed mode: in a
-// controller-runtime manager whose cache holds the agentkube objects and only
-// the manager's own pods.
+// Package connecttest runs agentkube-manager in managed mode in a test, as
+// app.New (pkg/manager/app) assembles it, with only its tunnel connector
+// (pkg/connect) and what the connector uses (the certificates, for the
+// agentlet CA its run output verifies, and the shells): no controllers,
+// webhook or aggregated API, so it can run beside a test's own manager or
+// none.
 package connecttest
 
 import (
@@ -9,48 +11,39 @@ import (
 	"sync"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/exo-in-go/exo/pkg/connect"
+	"github.com/exo-in-go/exo/pkg/manager/app"
 )
 
-// Start runs the connector with opts (Managed is set) as cfg's identity
-// until the test ends or the returned stop is called. stop waits for the
-// manager to end (the connector closes its tunnel and waits for its shells)
-// and fails the test if it ended with an error; it may be called again.
-func Start(t testing.TB, cfg *rest.Config, scheme *runtime.Scheme, opts connect.Options) (stop func()) {
+// Start runs agentkube-manager's connector with opts (Managed is set) as
+// cfg's identity until the test ends or the returned stop is called. stop
+// waits for the manager to end (the connector closes its tunnel and waits
+// for its shells) and fails the test if it ended with an error; it may be
+// called again. The App is the assembled manager (App.Shells are its shells).
+func Start(t testing.TB, cfg *rest.Config, opts connect.Options) (a *app.App, stop func()) {
 	t.Helper()
-	managed, err := labels.Parse(connect.DefaultPodSelector)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mopts := manager.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.Pod{}: {Label: managed}}},
-	}
-	if opts.Logger.GetSink() != nil {
-		mopts.Logger = opts.Logger
-	}
-	mgr, err := manager.New(cfg, mopts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := app.DefaultSettings()
+	st.Manager.LeaderElection = false
+	st.Manager.MetricsBindAddress, st.Manager.HealthProbeBindAddress = "0", "0"
+	st.Manager.Controllers = nil
+	st.Webhook.Port = 0
+	st.API.SecureServing.BindPort = 0
 	opts.Managed = true
-	if err := connect.AddToManager(mgr, opts); err != nil {
+	st.Connect = opts
+	var ao app.Options
+	ao.Config = cfg
+	if opts.Logger.GetSink() != nil {
+		ao.Logger = &opts.Logger
+	}
+	a, err := app.New(st, ao)
+	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
+	go func() { done <- a.Start(ctx) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -61,5 +54,5 @@ func Start(t testing.TB, cfg *rest.Config, scheme *runtime.Scheme, opts connect.
 		})
 	}
 	t.Cleanup(stop)
-	return stop
+	return a, stop
 }

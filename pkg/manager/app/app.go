@@ -174,7 +174,10 @@ func New(st *Settings, o Options) (*App, error) {
 	apiOpts := st.API
 	if apiOpts.SecureServing.BindPort != 0 || apiOpts.SecureServing.Listener != nil {
 		apiOpts.ClientConfig = m.GetConfig()
-		apiOpts.ServingCert = certificates
+		// The rotating certificate, unless --tls-cert-file names one from elsewhere.
+		if cert := apiOpts.SecureServing.ServerCert.CertKey; cert.CertFile == "" && cert.KeyFile == "" {
+			apiOpts.ServingCert = certificates
+		}
 		apiOpts.Agents = agentregistry.FromClient(m.GetCache())
 		apiOpts.TokenSecretName = agent.TokenSecretName
 		apiOpts.AgentletBundle = agentletBundle(certificates)

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/spf13/pflag"
+
+	"github.com/exo-in-go/exo/pkg/manager"
 )
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -64,6 +66,43 @@ func TestHelpPrintsVariables(t *testing.T) {
 	for _, want := range []string{"--kube-api-qps", "[$AGENTKUBE_KUBE_API_QPS]", "[$AGENTKUBE_MANAGED]", "[$AGENTKUBE_SECURE_PORT]", "[$AGENTKUBE_CERT_SECRET]"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("%s missing from --help", want)
+		}
+	}
+}
+
+// --controllers as kube-controller-manager's: all by default, "-name" leaves one
+// out, empty runs none, and an unknown name is an error.
+func TestLoadControllers(t *testing.T) {
+	for _, c := range []struct {
+		args      []string
+		on, off   []string
+		wantError bool
+	}{
+		{args: nil, on: []string{"agent", "claw"}},
+		{args: []string{"--controllers=*,-claw"}, on: []string{"agent", "tool"}, off: []string{"claw"}},
+		{args: []string{"--controllers=agent,agentrun"}, on: []string{"agent", "agentrun"}, off: []string{"tool"}},
+		{args: []string{"--controllers="}, off: []string{"agent", "agentrun", "claw"}},
+		{args: []string{"--controllers=agnet"}, wantError: true},
+	} {
+		st, err := Load(c.args, env(nil), nil, nil)
+		if c.wantError {
+			if err == nil || !strings.Contains(err.Error(), "agnet") {
+				t.Errorf("%v: got %v, want an error naming the controller", c.args, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		for _, n := range c.on {
+			if !manager.ControllerEnabled(st.Manager.Controllers, n) {
+				t.Errorf("%v: %s off", c.args, n)
+			}
+		}
+		for _, n := range c.off {
+			if manager.ControllerEnabled(st.Manager.Controllers, n) {
+				t.Errorf("%v: %s on", c.args, n)
+			}
 		}
 	}
 }

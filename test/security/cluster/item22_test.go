@@ -26,7 +26,7 @@ import (
 	"github.com/exo-in-go/exo/pkg/controllers/agent"
 	"github.com/exo-in-go/exo/pkg/localnode"
 	"github.com/exo-in-go/exo/pkg/localnode/localnodetest"
-	agentkubemanager "github.com/exo-in-go/exo/pkg/manager"
+	"github.com/exo-in-go/exo/pkg/manager/app"
 	agentregistry "github.com/exo-in-go/exo/pkg/registry/agent"
 )
 
@@ -258,16 +258,15 @@ func TestItem22_AgentletServesTLS(t *testing.T) {
 	})
 }
 
-// startAgentManager runs agentkube-manager's controllers as cmd/agentkube-manager wires
-// them: the agentlet CA from the certificate Watcher.
+// startAgentManager runs agentkube-manager's controllers as app.New assembles them,
+// beside the webhook's process of TestMain and on the same certificate Secret: the
+// agentlet CA from the certificate Watcher.
 func startAgentManager(t *testing.T) {
 	t.Helper()
-	opts := agentkubemanager.DefaultOptions()
-	opts.LeaderElection = false
-	opts.MetricsBindAddress, opts.HealthProbeBindAddress = "0", "0"
-	opts.RunPollInterval = time.Second
-	opts.AgentletCA = certificates
-	m, err := agentkubemanager.New(cluster.Config, opts)
+	st := webhookSettings()
+	st.Manager.Controllers = []string{"*"}
+	st.Manager.RunPollInterval = time.Second
+	m, err := app.New(st, app.Options{Config: cluster.Config})
 	if err != nil {
 		t.Fatalf("manager: %v", err)
 	}

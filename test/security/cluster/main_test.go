@@ -1,7 +1,7 @@
 // Package cluster_test runs the runtime plane's abuse cases of the security review
 // (issue 17, items 12, 21 and 22) against a real kube-apiserver: kube-apiserver calls
-// agentkube-manager's admission webhook, run in process with its own certificate
-// machinery behind the shipped webhook configurations, exactly as it ships. Each test
+// agentkube-manager's admission webhook, run in process by app.New with its own
+// certificate machinery behind the shipped webhook configurations, exactly as it ships. Each test
 // is an attack that must fail.
 package cluster_test
 
@@ -20,11 +20,10 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
 	"github.com/exo-in-go/exo/pkg/certs"
+	"github.com/exo-in-go/exo/pkg/manager/app"
 	"github.com/exo-in-go/exo/pkg/webhook"
 	"github.com/exo-in-go/exo/test/framework"
 	"github.com/exo-in-go/exo/test/ports"
@@ -71,9 +70,9 @@ func run(m *testing.M) int {
 }
 
 // startWebhook installs what the manifests ship for the webhook (the Service, an empty
-// certificate Secret, both webhook configurations without caBundle) and runs a
-// controller-runtime manager with certs.AddToManager and webhook.AddToManager and
-// their defaults, as cmd/agentkube-manager does, until kube-apiserver trusts it.
+// certificate Secret, both webhook configurations without caBundle) and runs
+// agentkube-manager as app.New assembles it, its webhook and certificates with their
+// defaults, until kube-apiserver trusts it.
 func startWebhook(ctx context.Context) (stop func(), err error) {
 	port, err := ports.Pick()
 	if err != nil {
@@ -103,24 +102,13 @@ func startWebhook(ctx context.Context) (stop func(), err error) {
 	}
 
 	ctrl.SetLogger(klog.Background())
-	mgr, err := manager.New(cluster.Config, manager.Options{
-		Scheme:                 cluster.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
-	if err != nil {
-		return nil, fmt.Errorf("creating manager: %w", err)
-	}
-	watcher, err := certs.AddToManager(mgr, certs.Options{ExtraHosts: []string{"localhost", "127.0.0.1"}})
+	st := webhookSettings()
+	st.Webhook.Host, st.Webhook.Port = "127.0.0.1", port
+	mgr, err := app.New(st, app.Options{Config: cluster.Config})
 	if err != nil {
 		return nil, err
 	}
-	certificates = watcher
-	// Defaults otherwise: the manager's username, break-glass group and garbage
-	// collector users are the ones that ship.
-	if _, err := webhook.AddToManager(mgr, webhook.Options{Host: "127.0.0.1", Port: port, Certificates: watcher}); err != nil {
-		return nil, err
-	}
+	certificates = mgr.Certificates
 	mgrCtx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -151,6 +139,23 @@ func startWebhook(ctx context.Context) (stop func(), err error) {
 		return nil, fmt.Errorf("waiting for kube-apiserver to reach the webhook: %w", err)
 	}
 	return stop, nil
+}
+
+// webhookSettings are agentkube-manager's settings as they ship (the manager's
+// username, break-glass group and garbage collector users of the webhook
+// included) for one process of several in a test: no leader election, metrics
+// or probes, no controllers (the tests' pods are theirs alone), no webhook
+// server and no aggregated API (nothing registers it here); the callers turn on
+// what they run.
+func webhookSettings() *app.Settings {
+	st := app.DefaultSettings()
+	st.Manager.LeaderElection = false
+	st.Manager.MetricsBindAddress, st.Manager.HealthProbeBindAddress = "0", "0"
+	st.Manager.Controllers = nil
+	st.Certs.ExtraHosts = []string{"localhost", "127.0.0.1"}
+	st.Webhook.Port = 0
+	st.API.SecureServing.BindPort = 0
+	return st
 }
 
 // grant binds a Role with rules in ns to the subjects, so that whatever a test user is

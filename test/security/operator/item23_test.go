@@ -102,7 +102,7 @@ func TestItem23_NoEnvValuesOrRunInputsReachThePlatform(t *testing.T) {
 				a := startApp(t, backend, nil)
 				u := a.signup(t, "member@item23.test")
 				depID, tok := a.deployment(t, u, "prod")
-				stop := connecttest.Start(t, cluster.Config, cluster.Scheme, connect.Options{
+				_, stop := connecttest.Start(t, cluster.Config, connect.Options{
 					BaseURL: a.url, Token: tok, ClusterID: "item23", Version: "test",
 					HeartbeatInterval: 200 * time.Millisecond, HandshakeTimeout: 5 * time.Second,
 					Logger: logr.Discard(),
