@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	agentletconfig "github.com/exo-in-go/exo/pkg/agentlet/config"
+	"github.com/exo-in-go/exo/pkg/agentlet/endpoint"
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
 	"github.com/exo-in-go/exo/pkg/controllers/agent"
 	"github.com/exo-in-go/exo/pkg/controllers/agentrun"
@@ -96,7 +97,7 @@ func TestAgentPod(t *testing.T) {
 		}
 	}
 	tok := aenv[agentletconfig.EnvToken].ValueFrom
-	if tok == nil || tok.SecretKeyRef == nil || tok.SecretKeyRef.Name != agent.TokenSecretName("coder") {
+	if tok == nil || tok.SecretKeyRef == nil || tok.SecretKeyRef.Name != endpoint.TokenSecretName("coder") {
 		t.Errorf("AGENTLET_TOKEN = %+v", aenv[agentletconfig.EnvToken])
 	}
 	if _, ok := renv[agentletconfig.EnvToken]; ok {
@@ -111,8 +112,8 @@ func TestAgentPod(t *testing.T) {
 			t.Errorf("%s = %q, want %q", name, got, want)
 		}
 	}
-	tokenSecret, err := cluster.Kube.CoreV1().Secrets(ns).Get(ctx, agent.TokenSecretName("coder"), metav1.GetOptions{})
-	if err != nil || len(tokenSecret.Data[agent.TokenSecretKey]) != 64 || metav1.GetControllerOf(tokenSecret).UID != ag.UID {
+	tokenSecret, err := cluster.Kube.CoreV1().Secrets(ns).Get(ctx, endpoint.TokenSecretName("coder"), metav1.GetOptions{})
+	if err != nil || len(tokenSecret.Data[endpoint.TokenSecretKey]) != 64 || metav1.GetControllerOf(tokenSecret).UID != ag.UID {
 		t.Fatalf("token secret: %v %+v", err, tokenSecret)
 	}
 

@@ -19,6 +19,7 @@ import (
 	"github.com/exo-in-go/exo/pkg/agentlet"
 	agentletapi "github.com/exo-in-go/exo/pkg/agentlet/api"
 	agentletconfig "github.com/exo-in-go/exo/pkg/agentlet/config"
+	"github.com/exo-in-go/exo/pkg/agentlet/endpoint"
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
 	agentregistry "github.com/exo-in-go/exo/pkg/registry/agent"
 )
@@ -138,8 +139,8 @@ func startAgentPod(t testing.TB, namespace, name string, command []string) {
 		t.Fatalf("setting pod status: %v", err)
 	}
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: agentregistry.DefaultTokenSecretName(name), Namespace: namespace},
-		Data:       map[string][]byte{agentregistry.TokenSecretKey: []byte(token)},
+		ObjectMeta: metav1.ObjectMeta{Name: endpoint.TokenSecretName(name), Namespace: namespace},
+		Data:       map[string][]byte{endpoint.TokenSecretKey: []byte(token)},
 	}
 	if _, err := c.Kube.CoreV1().Secrets(namespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("creating token Secret: %v", err)

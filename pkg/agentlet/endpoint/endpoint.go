@@ -29,6 +29,7 @@ import (
 
 	agentletclient "github.com/exo-in-go/exo/pkg/agentlet/client"
 	agentletconfig "github.com/exo-in-go/exo/pkg/agentlet/config"
+	"github.com/exo-in-go/exo/pkg/controllers/ctrlutil"
 )
 
 // The agentlet's TLS contract between the Agent controller (which writes the pod),
@@ -260,6 +261,20 @@ func NewTransport(serverName string, roots *x509.CertPool) *http.Transport {
 	}
 }
 
+// The per-Agent Secrets the Agent controller creates and every client reads,
+// named here once so that the writer and the readers can never disagree
+// (ChildName shortens long Agent names with a hash).
+const (
+	// TokenSecretKey is the key of the agentlet API token in its Secret.
+	TokenSecretKey = "token"
+)
+
+// TokenSecretName is the Secret holding an Agent's agentlet API token.
+func TokenSecretName(agent string) string { return ctrlutil.ChildName(agent, "agentlet", 253) }
+
+// TLSSecretName is the Secret holding an Agent's agentlet certificate and key.
+func TLSSecretName(agent string) string { return ctrlutil.ChildName(agent, "agentlet-tls", 253) }
+
 // Tokens reads an Agent's agentlet token from its Secret. The Secret is immutable, so
 // with UID set (a metadata cache) the token is read from the API server once per
 // Secret; without, every call reads it (the aggregated API keeps Secret contents out
@@ -269,21 +284,13 @@ type Tokens struct {
 	Get func(ctx context.Context, namespace, name string) (*corev1.Secret, error)
 	// UID, optional, returns the Secret's UID from a metadata cache.
 	UID func(ctx context.Context, namespace, name string) (types.UID, error)
-	// SecretName names an Agent's token Secret.
-	SecretName func(agent string) string
-	// Key is the Secret's key holding the token; "token" when empty.
-	Key string
 
 	cache sync.Map // Secret UID → token
 }
 
 // Token returns the agentlet token of Agent namespace/agent.
 func (t *Tokens) Token(ctx context.Context, namespace, agent string) (string, error) {
-	name := t.SecretName(agent)
-	key := t.Key
-	if key == "" {
-		key = "token"
-	}
+	name := TokenSecretName(agent)
 	if t.UID != nil {
 		uid, err := t.UID(ctx, namespace, name)
 		if err != nil {
@@ -297,9 +304,9 @@ func (t *Tokens) Token(ctx context.Context, namespace, agent string) (string, er
 	if err != nil {
 		return "", fmt.Errorf("reading the agentlet token Secret %s/%s: %w", namespace, name, err)
 	}
-	token := string(s.Data[key])
+	token := string(s.Data[TokenSecretKey])
 	if token == "" {
-		return "", fmt.Errorf("the agentlet token Secret %s/%s has no key %q", namespace, name, key)
+		return "", fmt.Errorf("the agentlet token Secret %s/%s has no key %q", namespace, name, TokenSecretKey)
 	}
 	if t.UID != nil {
 		t.cache.Store(s.UID, token)

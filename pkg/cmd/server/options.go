@@ -75,9 +75,6 @@ type Options struct {
 	Agents agentregistry.AgentReader
 	// Locator finds an Agent's agentlet; a PodLocator when nil.
 	Locator agentregistry.Locator
-	// TokenSecretName names an Agent's agentlet token Secret for the default PodLocator;
-	// agentregistry.DefaultTokenSecretName when nil.
-	TokenSecretName func(agentName string) string
 	// AgentletBundle returns the agentlet CA bundle for the default PodLocator, which
 	// verifies agentlets serving TLS against it (certs.Watcher.AgentletCA).
 	AgentletBundle func() []byte

@@ -62,7 +62,7 @@ func (o *Options) NewServer() (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("building Kubernetes client: %w", err)
 		}
-		config.ExtraConfig.Locator = &agentregistry.PodLocator{Client: kube, SecretName: o.TokenSecretName, AgentletBundle: o.AgentletBundle}
+		config.ExtraConfig.Locator = &agentregistry.PodLocator{Client: kube, AgentletBundle: o.AgentletBundle}
 	}
 
 	srv, err := config.Complete().New()

@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
+	"github.com/exo-in-go/exo/pkg/agentlet/endpoint"
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
 	"github.com/exo-in-go/exo/pkg/certs"
 	"github.com/exo-in-go/exo/pkg/controllers/ctrlutil"
@@ -146,7 +147,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if renewIn, err = r.ensureTLSSecret(ctx, &agent); err != nil {
 			return ctrl.Result{}, err
 		}
-		tlsSecret = TLSSecretName(agent.Name)
+		tlsSecret = endpoint.TLSSecretName(agent.Name)
 	}
 	status.Tools = r.resolveTools(ctx, &agent)
 
@@ -239,7 +240,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // The token is never rotated by the controller: rotating it would cut the
 // manager off from runs in progress.
 func (r *Reconciler) ensureTokenSecret(ctx context.Context, agent *agentkubev1alpha1.Agent) error {
-	name := TokenSecretName(agent.Name)
+	name := endpoint.TokenSecretName(agent.Name)
 	var existing metav1.PartialObjectMetadata
 	existing.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	err := r.Client.Get(ctx, types.NamespacedName{Namespace: agent.Namespace, Name: name}, &existing)
@@ -261,7 +262,7 @@ func (r *Reconciler) ensureTokenSecret(ctx context.Context, agent *agentkubev1al
 		},
 		Type:      corev1.SecretTypeOpaque,
 		Immutable: ptrTrue(),
-		Data:      map[string][]byte{TokenSecretKey: []byte(hex.EncodeToString(token))},
+		Data:      map[string][]byte{endpoint.TokenSecretKey: []byte(hex.EncodeToString(token))},
 	}
 	if err := controllerutil.SetControllerReference(agent, secret, r.Scheme); err != nil {
 		return fmt.Errorf("set owner of token secret: %w", err)

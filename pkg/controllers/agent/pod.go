@@ -21,8 +21,6 @@ const (
 	ContainerAgentlet = "agentlet"
 	// ContainerRuntime holds the runtime CLI's image.
 	ContainerRuntime = "runtime"
-	// TokenSecretKey is the key of the agentlet token in its Secret.
-	TokenSecretKey = "token"
 	// Component is the app.kubernetes.io/component of Agent pods.
 	Component = "agent"
 
@@ -31,11 +29,6 @@ const (
 	dataVolume      = "agentlet-data"
 	dataPath        = "/var/lib/agentlet"
 )
-
-// TokenSecretName is the Secret holding the agentlet API token of an Agent.
-func TokenSecretName(agentName string) string {
-	return ctrlutil.ChildName(agentName, "agentlet", 253)
-}
 
 // podInputs is everything the pod is built from; its hash decides whether
 // the running pod is still what the Agent asks for.
@@ -65,8 +58,8 @@ func buildPod(in podInputs) *corev1.Pod {
 	agentletEnv := []corev1.EnvVar{
 		{Name: agentletconfig.EnvListenAddress, Value: ":" + strconv.Itoa(agentletconfig.DefaultPort)},
 		{Name: agentletconfig.EnvToken, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-			LocalObjectReference: corev1.LocalObjectReference{Name: TokenSecretName(a.Name)},
-			Key:                  TokenSecretKey,
+			LocalObjectReference: corev1.LocalObjectReference{Name: endpoint.TokenSecretName(a.Name)},
+			Key:                  endpoint.TokenSecretKey,
 		}}},
 		{Name: agentletconfig.EnvRuntime, Value: string(spec.Runtime)},
 		{Name: agentletconfig.EnvWorkDir, Value: workspacePath},

@@ -35,11 +35,6 @@ const (
 	AnnotationCertRenewAfter = "agentkube.io/agentlet-cert-renew-after"
 )
 
-// TLSSecretName is the Secret holding the agentlet's certificate and key.
-func TLSSecretName(agentName string) string {
-	return ctrlutil.ChildName(agentName, "agentlet-tls", 253)
-}
-
 // errNoAgentletCA: the manager serves agentlets TLS but has no agentlet CA yet (the
 // rotator makes it on start). No pod is created without its certificate.
 var errNoAgentletCA = errors.New("no agentlet CA loaded yet; the Agent's pod waits for its certificate")
@@ -52,7 +47,7 @@ func (r *Reconciler) ensureTLSSecret(ctx context.Context, agent *agentkubev1alph
 		return 0, errNoAgentletCA
 	}
 	issuer := certs.Fingerprint(ca.Cert)
-	name := TLSSecretName(agent.Name)
+	name := endpoint.TLSSecretName(agent.Name)
 	now := time.Now()
 
 	var existing metav1.PartialObjectMetadata

@@ -35,7 +35,6 @@ import (
 	agentletclient "github.com/exo-in-go/exo/pkg/agentlet/client"
 	"github.com/exo-in-go/exo/pkg/agentlet/endpoint"
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
-	"github.com/exo-in-go/exo/pkg/controllers/agent"
 	"github.com/exo-in-go/exo/pkg/controllers/ctrlutil"
 	"github.com/exo-in-go/exo/pkg/controllers/index"
 	"github.com/exo-in-go/exo/pkg/metrics"
@@ -107,8 +106,6 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 				err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s)
 				return &s, err
 			},
-			SecretName: agent.TokenSecretName,
-			Key:        agent.TokenSecretKey,
 		},
 	}
 	if r.HTTPClient == nil {

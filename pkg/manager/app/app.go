@@ -28,7 +28,6 @@ import (
 	"github.com/exo-in-go/exo/pkg/cmd/options"
 	apiserver "github.com/exo-in-go/exo/pkg/cmd/server"
 	"github.com/exo-in-go/exo/pkg/connect"
-	"github.com/exo-in-go/exo/pkg/controllers/agent"
 	"github.com/exo-in-go/exo/pkg/manager"
 	agentregistry "github.com/exo-in-go/exo/pkg/registry/agent"
 	"github.com/exo-in-go/exo/pkg/runtimes"
@@ -179,7 +178,6 @@ func New(st *Settings, o Options) (*App, error) {
 			apiOpts.ServingCert = certificates
 		}
 		apiOpts.Agents = agentregistry.FromClient(m.GetCache())
-		apiOpts.TokenSecretName = agent.TokenSecretName
 		apiOpts.AgentletBundle = agentletBundle(certificates)
 		if a.API, err = apiOpts.NewServer(); err != nil {
 			return nil, fmt.Errorf("aggregated API: %w", err)
@@ -206,7 +204,7 @@ func New(st *Settings, o Options) (*App, error) {
 		// agentlet the same way the aggregated API's agents/log reads it.
 		if connectOpts.RunOutput == nil {
 			connectOpts.RunOutput = connect.AgentletOutput{
-				Locator: &agentregistry.PodLocator{Client: kube, SecretName: agent.TokenSecretName,
+				Locator: &agentregistry.PodLocator{Client: kube,
 					AgentletBundle: agentletBundle(certificates)},
 			}
 		}

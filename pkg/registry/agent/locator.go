@@ -23,18 +23,6 @@ type Locator interface {
 	Locate(ctx context.Context, agent *agentkubev1alpha1.Agent) (endpoint.Endpoint, error)
 }
 
-// The per-Agent Secret holding the agentlet's API token, as the manager's Agent controller
-// creates it.
-const (
-	// TokenSecretSuffix is appended to the Agent's name to name the Secret.
-	TokenSecretSuffix = "-agentlet"
-	// TokenSecretKey is the Secret's key holding the token.
-	TokenSecretKey = "token"
-)
-
-// DefaultTokenSecretName names an Agent's token Secret.
-func DefaultTokenSecretName(agentName string) string { return agentName + TokenSecretSuffix }
-
 // locateTimeout bounds the two reads a Locate makes.
 const locateTimeout = 10 * time.Second
 
@@ -45,8 +33,6 @@ const locateTimeout = 10 * time.Second
 // changes on restart, and Secret contents are kept out of the manager's memory.
 type PodLocator struct {
 	Client kubernetes.Interface
-	// SecretName names an Agent's token Secret; DefaultTokenSecretName when nil.
-	SecretName func(agentName string) string
 	// AgentletBundle returns the agentlet CA bundle (certs.Watcher.AgentletCA); agentlets
 	// that serve TLS cannot be reached without one.
 	AgentletBundle func() []byte
@@ -59,18 +45,12 @@ var _ Locator = &PodLocator{}
 
 func (l *PodLocator) init() {
 	l.once.Do(func() {
-		secretName := DefaultTokenSecretName
-		if l.SecretName != nil {
-			secretName = l.SecretName
-		}
 		l.resolver = &endpoint.Resolver{
 			Bundle: l.AgentletBundle,
 			Tokens: &endpoint.Tokens{
 				Get: func(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
 					return l.Client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
 				},
-				SecretName: secretName,
-				Key:        TokenSecretKey,
 			},
 		}
 	})

@@ -74,7 +74,7 @@ func TestItem22_AgentletServesTLS(t *testing.T) {
 		if !endpoint.ServesTLS(pod) {
 			t.Fatalf("the Agent's pod does not give its agentlet a certificate: %+v", pod.Spec.Containers[0].Env)
 		}
-		s, err := cluster.Kube.CoreV1().Secrets(ns).Get(ctx, agent.TLSSecretName(name), metav1.GetOptions{})
+		s, err := cluster.Kube.CoreV1().Secrets(ns).Get(ctx, endpoint.TLSSecretName(name), metav1.GetOptions{})
 		if err != nil {
 			t.Fatalf("the agentlet certificate Secret: %v", err)
 		}
@@ -122,7 +122,7 @@ func TestItem22_AgentletServesTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		loc := &agentregistry.PodLocator{Client: cluster.Kube, SecretName: agent.TokenSecretName, AgentletBundle: bundle}
+		loc := &agentregistry.PodLocator{Client: cluster.Kube, AgentletBundle: bundle}
 		ep, err := loc.Locate(ctx, ag)
 		if err != nil {
 			t.Fatalf("Locate: %v", err)
@@ -315,11 +315,11 @@ func runAgentPod(t *testing.T, ctx context.Context, ns, name, node string) *core
 
 func agentToken(t *testing.T, ctx context.Context, ns, name string) string {
 	t.Helper()
-	s, err := cluster.Kube.CoreV1().Secrets(ns).Get(ctx, agent.TokenSecretName(name), metav1.GetOptions{})
+	s, err := cluster.Kube.CoreV1().Secrets(ns).Get(ctx, endpoint.TokenSecretName(name), metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(s.Data[agent.TokenSecretKey])
+	return string(s.Data[endpoint.TokenSecretKey])
 }
 
 // resolver is the manager's resolver with the agentlet found at addr (an impostor's,
@@ -332,8 +332,6 @@ func resolver(bundle func() []byte, addr string) *endpoint.Resolver {
 			Get: func(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
 				return cluster.Kube.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
 			},
-			SecretName: func(string) string { return agent.TokenSecretName("reviewer") },
-			Key:        agent.TokenSecretKey,
 		},
 	}
 }
