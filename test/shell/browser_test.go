@@ -16,6 +16,7 @@ import (
 
 	"github.com/exo-in-go/exo/pkg/platform/shell"
 	"github.com/exo-in-go/exo/test/browser"
+	"github.com/exo-in-go/exo/test/poll"
 )
 
 // Real Chromium logs in, opens the terminal page on the agent, types
@@ -35,7 +36,7 @@ func TestBrowserShell(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
-	poll := func(expr string) chromedp.Action[chromedp.Void] {
+	until := func(expr string) chromedp.Action[chromedp.Void] {
 		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 			_, err := chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(time.Minute))(ctx, tg)
 			return err
@@ -53,29 +54,29 @@ func TestBrowserShell(t *testing.T) {
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](login, chromedp.EvalAwaitPromise)); err != nil {
 		t.Fatalf("log in: %v", err)
 	}
-	do("open the terminal", chromedp.Navigate(page), poll(`window.exoShell !== undefined && exoShell.status === "open"`))
+	do("open the terminal", chromedp.Navigate(page), until(`window.exoShell !== undefined && exoShell.status === "open"`))
 	typeLine(ctx, t, "echo hello")
 	waitText(ctx, t, `exoShell.text()`, regexp.MustCompile(`(?m)^hello\s*$`))
 
 	// Resize the window: the fit addon resizes the terminal, the page sends
 	// the new size, and the PTY reports it.
-	do("resize", chromedp.EmulateViewport(1400, 900), poll(`exoShell.term.cols > 130`))
+	do("resize", chromedp.EmulateViewport(1400, 900), until(`exoShell.term.cols > 130`))
 	cols := evalJS[int](ctx, t, `exoShell.term.cols`)
 	rows := evalJS[int](ctx, t, `exoShell.term.rows`)
 	typeLine(ctx, t, "stty size")
 	waitText(ctx, t, `exoShell.text()`, regexp.MustCompile(fmt.Sprintf(`(?m)^%d %d\s*$`, rows, cols)))
 
 	typeLine(ctx, t, "exit")
-	do("exit", poll(`exoShell.exit !== null`))
+	do("exit", until(`exoShell.exit !== null`))
 	if code := evalJS[int](ctx, t, `exoShell.exit.exit_code`); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
 	sessionID := evalJS[string](ctx, t, `exoShell.sessionId`)
-	waitUntil(t, "the session is stored as ended", func() bool { return f.p.shell.Active() == 0 })
+	poll.UntilTrue(t, "the session is stored as ended", 30*time.Second, func() bool { return f.p.shell.Active() == 0 })
 
 	// The recording plays back in the page.
 	do("open the recording", chromedp.Navigate(f.p.url+"/shell/replay.html?session="+url.QueryEscape(sessionID)),
-		poll(`window.exoReplay !== undefined && exoReplay.mode !== null`))
+		until(`window.exoReplay !== undefined && exoReplay.mode !== null`))
 	t.Logf("recording played with %s", evalJS[string](ctx, t, `exoReplay.mode`))
 	// asciinema-player renders rows padded to the terminal width without line
 	// breaks, so the output is found as the line that follows the typed command.

@@ -27,6 +27,7 @@ import (
 	"github.com/exo-in-go/exo/pkg/platform/config"
 	"github.com/exo-in-go/exo/pkg/platform/shell"
 	"github.com/exo-in-go/exo/pkg/shellexec"
+	"github.com/exo-in-go/exo/test/poll"
 )
 
 // platform is an in-process exo-app as cmd/exo-app assembles it
@@ -118,7 +119,7 @@ func startOperator(t testing.TB, p *platform, deploymentID, token string) *opera
 		InitialBackoff:   50 * time.Millisecond, MaxBackoff: time.Second,
 		Logger: log.WithName("connect"),
 	})
-	waitUntil(t, "the operator's tunnel is up", func() bool {
+	poll.UntilTrue(t, "the operator's tunnel is up", 30*time.Second, func() bool {
 		_, ok := p.hub.Conn(deploymentID)
 		return ok
 	})
@@ -324,15 +325,4 @@ func (tm *term) waitMsg(typ string) map[string]any {
 		return false
 	})
 	return found
-}
-
-func waitUntil(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/exo-in-go/exo/pkg/platform/shell"
+	"github.com/exo-in-go/exo/test/poll"
 )
 
 // Recordings are removed once their session has ended longer ago than the
@@ -37,7 +38,7 @@ func TestRecordingRetention(t *testing.T) {
 	tm.waitMsg("started")
 	tm.send("echo kept\r")
 	tm.waitOutput("kept\r\n")
-	waitUntil(t, "the orphaned recording is removed", func() bool {
+	poll.UntilTrue(t, "the orphaned recording is removed", 30*time.Second, func() bool {
 		_, err := os.Stat(orphan)
 		return os.IsNotExist(err)
 	})
@@ -54,7 +55,7 @@ func TestRecordingRetention(t *testing.T) {
 
 	tm.send("exit\r")
 	tm.waitMsg("exit")
-	waitUntil(t, "the ended session's recording expires", func() bool { return !getSession(t, f, id).RecordingAvailable })
+	poll.UntilTrue(t, "the ended session's recording expires", 30*time.Second, func() bool { return !getSession(t, f, id).RecordingAvailable })
 	if _, err := os.Stat(file); !os.IsNotExist(err) {
 		t.Fatalf("the expired recording's file: %v", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/exo-in-go/exo/pkg/platform/agentkube"
 	"github.com/exo-in-go/exo/pkg/platform/shell"
 	"github.com/exo-in-go/exo/pkg/platform/store"
+	"github.com/exo-in-go/exo/test/poll"
 )
 
 // fixture is one exo-app with a tenant, a deployment and its operator.
@@ -51,7 +52,7 @@ func TestShellEndToEnd(t *testing.T) {
 	f := newFixture(t, shell.Options{})
 	// The operator's snapshot reached the hub: the dashboard lists the agent
 	// with its running pod, where the shell is opened from.
-	waitUntil(t, "the dashboard lists the agent's pod", func() bool {
+	poll.UntilTrue(t, "the dashboard lists the agent's pod", 30*time.Second, func() bool {
 		var agents struct {
 			Items []agentkube.AgentSummary `json:"items"`
 		}
@@ -83,7 +84,7 @@ func TestShellEndToEnd(t *testing.T) {
 		DurationSeconds float64 `json:"duration_seconds"`
 		Active          bool    `json:"active"`
 	}
-	waitUntil(t, "the session is recorded as ended", func() bool {
+	poll.UntilTrue(t, "the session is recorded as ended", 30*time.Second, func() bool {
 		apiCall(t, f.p, f.alice.token, "GET", "/api/v1/sessions/"+id, nil, http.StatusOK, &got)
 		return !got.Active
 	})
@@ -130,11 +131,11 @@ func TestShellEndToEnd(t *testing.T) {
 	if exit := tm2.waitMsg("exit"); exit["exit_code"] != float64(0) {
 		t.Fatalf("exit = %v", exit)
 	}
-	waitUntil(t, "the second session ends", func() bool { return f.p.shell.Active() == 0 })
+	poll.UntilTrue(t, "the second session ends", 30*time.Second, func() bool { return f.p.shell.Active() == 0 })
 	if events := recording(t, f.p, f.alice, id2); !hasEvent(events, asciicast.CodeInput, "exit\r") {
 		t.Fatalf("input not recorded: %+v", events)
 	}
-	waitUntil(t, "the operator's sessions end", func() bool { return f.op.exec.Active() == 0 })
+	poll.UntilTrue(t, "the operator's sessions end", 30*time.Second, func() bool { return f.op.exec.Active() == 0 })
 }
 
 // The security properties of grants and of the WebSocket handshake.
@@ -240,7 +241,7 @@ func TestGrantsAndOrigin(t *testing.T) {
 			t.Fatalf("bob sees %d sessions of another tenant", len(bobs.Items))
 		}
 	})
-	waitUntil(t, "every session ends", func() bool { return f.p.shell.Active() == 0 && f.op.exec.Active() == 0 })
+	poll.UntilTrue(t, "every session ends", 30*time.Second, func() bool { return f.p.shell.Active() == 0 && f.op.exec.Active() == 0 })
 }
 
 // A pod name alone does not open a shell: the pod must be the Agent's.
@@ -262,7 +263,7 @@ func TestRefusesPodsThatAreNotTheAgents(t *testing.T) {
 		_ = cluster.Kube.CoreV1().Pods(cluster.namespace).Delete(ctx, pod.Name, *metav1.NewDeleteOptions(0))
 	})
 	// Running, so only ownership can be why it is refused.
-	waitUntil(t, "the node runs the pod", func() bool {
+	poll.UntilTrue(t, "the node runs the pod", 30*time.Second, func() bool {
 		p, err := cluster.Kube.CoreV1().Pods(cluster.namespace).Get(ctx, pod.Name, metav1.GetOptions{})
 		return err == nil && p.Status.Phase == corev1.PodRunning
 	})
@@ -302,7 +303,7 @@ func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 	}
 	// Wait until its stream is out of credit: the platform's relay for it
 	// is blocked writing to the browser, so the operator's sender waits.
-	waitUntil(t, "the stalled shell runs", func() bool { return f.p.shell.Active() == 1 && f.op.exec.Active() == 1 })
+	poll.UntilTrue(t, "the stalled shell runs", 30*time.Second, func() bool { return f.p.shell.Active() == 1 && f.op.exec.Active() == 1 })
 	// Give the flood time to fill the socket buffers and the stream's
 	// window; what follows holds however full they are.
 	time.Sleep(time.Second)
@@ -319,7 +320,7 @@ func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 		tm.send(fmt.Sprintf("echo round''trip-%d\r", i))
 		tm.waitOutput(fmt.Sprintf("roundtrip-%d\r\n", i))
 	}
-	waitUntil(t, "heartbeats keep arriving", func() bool {
+	poll.UntilTrue(t, "heartbeats keep arriving", 30*time.Second, func() bool {
 		v := clusterView(t, f)
 		// Five heartbeat intervals on, and still connected.
 		return v.Status == store.StatusConnected && v.LastSeenAt.Sub(*before.LastSeenAt) >= 500*time.Millisecond
@@ -332,7 +333,7 @@ func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the delta arrives", func() bool {
+	poll.UntilTrue(t, "the delta arrives", 30*time.Second, func() bool {
 		for _, o := range clusterView(t, f).Objects {
 			if o.Kind == "Agent" && o.Name == cluster.agent && o.ResourceVersion == patched.ResourceVersion {
 				return true
@@ -345,8 +346,8 @@ func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 
 	// The stalled browser goes away: its shell, exec and process end.
 	stalled.Close()
-	waitUntil(t, "every session ends", func() bool { return f.p.shell.Active() == 0 && f.op.exec.Active() == 0 })
-	waitUntil(t, "the flooding shell's processes end", func() bool { return len(shellProcesses("/etc/services")) == 0 })
+	poll.UntilTrue(t, "every session ends", 30*time.Second, func() bool { return f.p.shell.Active() == 0 && f.op.exec.Active() == 0 })
+	poll.UntilTrue(t, "the flooding shell's processes end", 30*time.Second, func() bool { return len(shellProcesses("/etc/services")) == 0 })
 }
 
 // clusterView is the deployment as the dashboard sees it through the hub.
@@ -366,11 +367,11 @@ func TestSessionEnds(t *testing.T) {
 		id := tm.waitMsg("session")["session_id"].(string)
 		tm.waitMsg("started")
 		tm.send("sleep 1001\r")
-		waitUntil(t, "sleep runs in the pod", func() bool { return len(shellProcesses("sleep 1001")) == 1 })
+		poll.UntilTrue(t, "sleep runs in the pod", 30*time.Second, func() bool { return len(shellProcesses("sleep 1001")) == 1 })
 		tm.ws.Close()
-		waitUntil(t, "the session ends", func() bool { return f.p.shell.Active() == 0 && f.op.exec.Active() == 0 })
+		poll.UntilTrue(t, "the session ends", 30*time.Second, func() bool { return f.p.shell.Active() == 0 && f.op.exec.Active() == 0 })
 		// The node ends the exec's processes with the exec stream.
-		waitUntil(t, "sleep ends", func() bool { return len(shellProcesses("sleep 1001")) == 0 })
+		poll.UntilTrue(t, "sleep ends", 30*time.Second, func() bool { return len(shellProcesses("sleep 1001")) == 0 })
 		s := getSession(t, f, id)
 		if s.EndReason != shell.EndBrowserClosed {
 			t.Fatalf("end reason %q", s.EndReason)
@@ -385,7 +386,7 @@ func TestSessionEnds(t *testing.T) {
 		if exit["reason"] != shell.EndTunnelClosed {
 			t.Fatalf("exit = %v", exit)
 		}
-		waitUntil(t, "the session ends", func() bool { return f.p.shell.Active() == 0 && f.op.exec.Active() == 0 })
+		poll.UntilTrue(t, "the session ends", 30*time.Second, func() bool { return f.p.shell.Active() == 0 && f.op.exec.Active() == 0 })
 	})
 	t.Run("process goes away", func(t *testing.T) {
 		f := newFixture(t, shell.Options{})
@@ -396,7 +397,7 @@ func TestSessionEnds(t *testing.T) {
 		if exit["exit_code"] == nil && exit["error"] == nil {
 			t.Fatalf("exit = %v, want an exit code or an error", exit)
 		}
-		waitUntil(t, "the session ends", func() bool { return f.p.shell.Active() == 0 && f.op.exec.Active() == 0 })
+		poll.UntilTrue(t, "the session ends", 30*time.Second, func() bool { return f.p.shell.Active() == 0 && f.op.exec.Active() == 0 })
 	})
 	t.Run("exo-app shuts down", func(t *testing.T) {
 		f := newFixture(t, shell.Options{})
