@@ -329,8 +329,9 @@ func resolver(bundle func() []byte, addr string) *endpoint.Resolver {
 		Addresser: fixedAddress(addr),
 		Bundle:    bundle,
 		Tokens: &endpoint.Tokens{
-			Get: func(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
-				return cluster.Kube.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+			// Whatever Agent is asked for, the reviewer's token is what is at stake.
+			Get: func(ctx context.Context, namespace, _ string) (*corev1.Secret, error) {
+				return cluster.Kube.CoreV1().Secrets(namespace).Get(ctx, endpoint.TokenSecretName("reviewer"), metav1.GetOptions{})
 			},
 		},
 	}
