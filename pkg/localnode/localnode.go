@@ -234,15 +234,6 @@ func New(opts Options) (*Node, error) {
 	return n, nil
 }
 
-// Run starts a node and blocks until ctx ends; see New and Node.Run.
-func Run(ctx context.Context, opts Options) error {
-	n, err := New(opts)
-	if err != nil {
-		return err
-	}
-	return n.Run(ctx)
-}
-
 // Name is the Node's name.
 func (n *Node) Name() string { return n.opts.NodeName }
 

@@ -55,12 +55,12 @@ func TestExecIntoManagedPods(t *testing.T) {
 
 	agentLabels := map[string]string{webhook.LabelManagedBy: webhook.ManagedByValue, webhook.LabelAgent: "reviewer"}
 	bastionLabels := map[string]string{webhook.LabelManagedBy: webhook.ManagedByValue, webhook.LabelTool: "orders-db"}
-	createPod(t, ns, "reviewer", agentLabels, nil)
-	createPod(t, ns, "orders-db-bastion", bastionLabels, nil)
-	createPod(t, ns, "owned", nil, []metav1.OwnerReference{{
+	cluster.CreatePod(t, ns, "reviewer", agentLabels, nil)
+	cluster.CreatePod(t, ns, "orders-db-bastion", bastionLabels, nil)
+	cluster.CreatePod(t, ns, "owned", nil, []metav1.OwnerReference{{
 		APIVersion: "agentkube.io/v1alpha1", Kind: "MCP", Name: "github", UID: types.UID("00000000-0000-0000-0000-000000000001"),
 	}})
-	createPod(t, ns, "web", map[string]string{"app": "web"}, nil)
+	cluster.CreatePod(t, ns, "web", map[string]string{"app": "web"}, nil)
 
 	exec := func(kubeconfig string, pod string, extra ...string) string {
 		t.Helper()
@@ -144,19 +144,4 @@ func TestExecIntoManagedPods(t *testing.T) {
 			t.Fatalf("debug container in an unrelated pod: %v", err)
 		}
 	})
-}
-
-func createPod(t *testing.T, ns, name string, labels map[string]string, owners []metav1.OwnerReference) {
-	t.Helper()
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels, OwnerReferences: owners},
-		Spec: corev1.PodSpec{
-			Containers:                   []corev1.Container{{Name: "main", Image: "example.invalid/main:1"}},
-			AutomountServiceAccountToken: new(false),
-		},
-	}
-	ctx := testContext(t, 30*time.Second)
-	if _, err := cluster.Kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating pod %s: %v", name, err)
-	}
 }

@@ -59,26 +59,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var err error
-	if cluster, err = framework.Start(ctx, framework.Options{}); err != nil {
-		fmt.Fprintln(os.Stderr, "starting test cluster:", err)
-		return 1
-	}
-	defer func() { _ = cluster.Stop() }()
-
-	stop, err := startManager(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer stop()
-	return m.Run()
+	os.Exit(framework.Main(m, func(ctx context.Context, c *framework.Cluster) (func(), error) {
+		cluster = c
+		return startManager(ctx)
+	}))
 }
 
 // startManager installs what the shipped manifests would (an empty Secret, the

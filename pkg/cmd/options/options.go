@@ -155,9 +155,6 @@ func (s *Set) presentFlags(args []string) (map[string]bool, error) {
 	return present, err
 }
 
-// Changed reports whether the command line set the flag.
-func (s *Set) Changed(flagName string) bool { return s.fs.Changed(flagName) }
-
 // PrintUsage writes the table: every flag, its default and its variable.
 func (s *Set) PrintUsage() {
 	w := s.Output

@@ -1,7 +1,6 @@
 // Package server holds the options, configuration and run loop of the
-// subresources.agentkube.io aggregated API server: standalone through NewCommand, or inside
-// agentkube-manager through Options.NewServer, whose result is a controller-runtime
-// Runnable.
+// subresources.agentkube.io aggregated API server, which runs inside agentkube-manager
+// through Options.NewServer, whose result is a controller-runtime Runnable.
 package server
 
 import (

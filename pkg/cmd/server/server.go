@@ -7,11 +7,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/spf13/cobra"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/klog/v2"
 
 	"github.com/exo-in-go/exo/pkg/apiserver"
 	"github.com/exo-in-go/exo/pkg/generated/clientset/versioned"
@@ -87,26 +85,4 @@ func (o *Options) NewServer() (*Server, error) {
 		}
 	}
 	return &Server{Server: srv}, nil
-}
-
-// NewCommand runs the aggregated API server on its own, with the upstream flag names. The
-// server stops when ctx ends.
-func NewCommand(ctx context.Context) *cobra.Command {
-	o := NewOptions()
-	cmd := &cobra.Command{
-		Use:   "agentkube-subresources",
-		Short: "Serve the subresources.agentkube.io aggregated API (agents, invoke, log, attach)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			srv, err := o.NewServer()
-			if err != nil {
-				return err
-			}
-			klog.FromContext(ctx).Info("Serving the aggregated API", "port", o.SecureServing.BindPort)
-			return srv.Start(ctx)
-		},
-		SilenceUsage: true,
-	}
-	o.AddFlags(cmd.Flags())
-	return cmd
 }

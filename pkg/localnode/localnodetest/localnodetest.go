@@ -18,7 +18,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -294,16 +293,4 @@ func statusString(p *corev1.Pod) string {
 		b.WriteString("]")
 	}
 	return b.String()
-}
-
-// DumpLogs copies a container's log to w (for failing tests).
-func DumpLogs(ctx context.Context, cluster *framework.Cluster, namespace, pod, container string, w io.Writer) {
-	req := cluster.Kube.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container})
-	rc, err := req.Stream(ctx)
-	if err != nil {
-		fmt.Fprintf(w, "logs of %s/%s/%s: %v\n", namespace, pod, container, err)
-		return
-	}
-	defer rc.Close()
-	_, _ = io.Copy(w, rc)
 }

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -42,13 +41,13 @@ func TestItem12_PatchAwayManagedLabelsThenExec(t *testing.T) {
 		APIVersion: "agentkube.io/v1alpha1", Kind: "Agent", Name: "reviewer",
 		UID: types.UID("00000000-0000-0000-0000-00000000a001"), Controller: new(true),
 	}
-	createPod(t, ns, "reviewer", map[string]string{
+	cluster.CreatePod(t, ns, "reviewer", map[string]string{
 		webhook.LabelManagedBy: webhook.ManagedByValue, webhook.LabelAgent: "reviewer", "team": "a",
 	}, []metav1.OwnerReference{agentOwner})
-	createPod(t, ns, "github-mcp", nil, []metav1.OwnerReference{{
+	cluster.CreatePod(t, ns, "github-mcp", nil, []metav1.OwnerReference{{
 		APIVersion: "agentkube.io/v1alpha1", Kind: "MCP", Name: "github", UID: types.UID("00000000-0000-0000-0000-00000000a002"),
 	}})
-	createPod(t, ns, "web", map[string]string{"app": "web"}, nil)
+	cluster.CreatePod(t, ns, "web", map[string]string{"app": "web"}, nil)
 
 	kubectl := func(kubeconfig string, args ...string) (string, error) {
 		t.Helper()
@@ -139,19 +138,4 @@ func TestItem12_PatchAwayManagedLabelsThenExec(t *testing.T) {
 		// refusals above kept the user from doing alone.
 		execAdmitted(t, mallory, "reviewer")
 	})
-}
-
-func createPod(t *testing.T, ns, name string, labels map[string]string, owners []metav1.OwnerReference) {
-	t.Helper()
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels, OwnerReferences: owners},
-		Spec: corev1.PodSpec{
-			Containers:                   []corev1.Container{{Name: "main", Image: "example.invalid/main:1"}},
-			AutomountServiceAccountToken: new(false),
-		},
-	}
-	ctx := testContext(t, 30*time.Second)
-	if _, err := cluster.Kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating pod %s: %v", name, err)
-	}
 }

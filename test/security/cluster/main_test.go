@@ -48,25 +48,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var err error
-	if cluster, err = framework.Start(ctx, framework.Options{}); err != nil {
-		fmt.Fprintln(os.Stderr, "starting test cluster:", err)
-		return 1
-	}
-	defer func() { _ = cluster.Stop() }()
-	stop, err := startWebhook(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer stop()
-	return m.Run()
+	os.Exit(framework.Main(m, func(ctx context.Context, c *framework.Cluster) (func(), error) {
+		cluster = c
+		return startWebhook(ctx)
+	}))
 }
 
 // startWebhook installs what the manifests ship for the webhook (the Service, an empty
