@@ -58,6 +58,7 @@ bench: kube-binaries ## Run the benchmarks and print their figures
 	$(GO) test ./test/localup -run '^$$' -bench InvokeTunnelVersusDirect -benchtime 20x
 	$(GO) test ./test/shell -run '^$$' -bench KeystrokeEcho -benchtime 200x
 	$(GO) test ./test/shell -run '^$$' -bench BulkOutput -benchtime 20x
+	$(GO) test ./test/security -run '^$$' -bench PasswordResetKnownVsUnknown -benchtime 200x
 
 verify: ## Check file sizes, generated code, chart copies, formatting, vet and lint (staticcheck, deadcode, dupl)
 	hack/verify-file-sizes.sh

@@ -73,7 +73,7 @@ func (g *PodGuard) Handle(ctx context.Context, req admission.Request) admission.
 	if len(changes) == 0 {
 		return admission.Allowed("no protected field changed")
 	}
-	if slices.Contains(g.GarbageCollectorUsers, req.UserInfo.Username) && onlyOwnerReferencesRemoved(oldPod, newPod) {
+	if slices.Contains(g.GarbageCollectorUsers, req.UserInfo.Username) && onlyOwnerReferencesRemoved(changes, oldPod, newPod) {
 		logf.FromContext(ctx).Info("Garbage collector removed agentkube.io owner references of a managed pod",
 			"user", req.UserInfo.Username, "pod", req.Namespace+"/"+req.Name)
 		return admission.Allowed("the garbage collector orphans the pod; its labels keep it gated")
@@ -110,16 +110,16 @@ func protectedChanges(oldPod, newPod *corev1.Pod) []string {
 	return changes
 }
 
-// onlyOwnerReferencesRemoved reports whether the update does nothing protected but
+// onlyOwnerReferencesRemoved reports, given the update's protectedChanges, whether it does nothing protected but
 // drop agentkube.io owner references (labels and spec unchanged, no reference added
 // or altered).
-func onlyOwnerReferencesRemoved(oldPod, newPod *corev1.Pod) bool {
-	changes := protectedChanges(oldPod, newPod)
+func onlyOwnerReferencesRemoved(changes []string, oldPod, newPod *corev1.Pod) bool {
 	if len(changes) != 1 || changes[0] != "agentkube.io owner references" {
 		return false
 	}
+	before := agentkubeOwners(oldPod.OwnerReferences)
 	for _, ref := range agentkubeOwners(newPod.OwnerReferences) {
-		if !slices.ContainsFunc(agentkubeOwners(oldPod.OwnerReferences), func(o metav1.OwnerReference) bool {
+		if !slices.ContainsFunc(before, func(o metav1.OwnerReference) bool {
 			return equality.Semantic.DeepEqual(o, ref)
 		}) {
 			return false

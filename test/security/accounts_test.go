@@ -31,7 +31,7 @@ func TestItem03_UsersWriteCannotEscalate(t *testing.T) {
 		}
 		// Still admin, still one of them.
 		var me struct{ Role string }
-		a.expect(a.call("GET", "/api/v1/auth/me", admin.Token, nil), http.StatusOK).json(t, &me)
+		a.expect(a.call("GET", "/api/v1/auth/me", admin.Token, nil), http.StatusOK).JSON(t, &me)
 		if me.Role != "admin" {
 			t.Fatalf("admin is now %q", me.Role)
 		}
@@ -48,7 +48,7 @@ func TestItem03_UsersWriteCannotEscalate(t *testing.T) {
 		root := a.join(admin, "root@corp.example", a.role(admin, "root"))
 		a.expect(a.call("PATCH", "/api/v1/users/"+admin.UserID, root.Token, map[string]string{"role_id": a.role(admin, "member")}), http.StatusOK)
 		r := a.call("PUT", "/api/v1/roles/"+a.role(root, "root"), root.Token, map[string]any{"name": "root", "permissions": []string{"users:read"}})
-		if r.Status != http.StatusConflict || r.code() != "last_admin" {
+		if r.Status != http.StatusConflict || r.Code() != "last_admin" {
 			t.Fatalf("stripping the last full role: %d %s", r.Status, r.Body)
 		}
 		// And the demoted admin cannot come back by itself.
@@ -58,7 +58,7 @@ func TestItem03_UsersWriteCannotEscalate(t *testing.T) {
 
 func allPermissions(t *testing.T, a *app, s session) []string {
 	var perms struct{ Items []string }
-	a.expect(a.call("GET", "/api/v1/permissions", s.Token, nil), http.StatusOK).json(t, &perms)
+	a.expect(a.call("GET", "/api/v1/permissions", s.Token, nil), http.StatusOK).JSON(t, &perms)
 	return perms.Items
 }
 
@@ -83,7 +83,7 @@ func TestItem05_BuiltinRolesAreProtected(t *testing.T) {
 				t.Errorf("delete built-in %s: %d %s", name, r.Status, r.Body)
 			}
 			// Not even the administrator changes them.
-			if r := a.call("DELETE", "/api/v1/roles/"+id, admin.Token, nil); r.Status != http.StatusForbidden || r.code() != "builtin_role" {
+			if r := a.call("DELETE", "/api/v1/roles/"+id, admin.Token, nil); r.Status != http.StatusForbidden || r.Code() != "builtin_role" {
 				t.Errorf("admin deletes built-in %s: %d %s", name, r.Status, r.Body)
 			}
 		}
@@ -114,7 +114,7 @@ func TestItem07_InvitationLinkDoesNotOpenAnExistingAccount(t *testing.T) {
 		// Whoever holds the link (forwarded, leaked, logged) gets nothing.
 		for name, token := range map[string]string{"no sign-in": "", "someone else's sign-in": mallory.Token} {
 			r := a.call("POST", "/api/v1/auth/invitations/accept", token, map[string]string{"token": tok, "password": "attacker chosen pw"})
-			if r.Status != http.StatusUnauthorized || r.code() != "sign_in_required" {
+			if r.Status != http.StatusUnauthorized || r.Code() != "sign_in_required" {
 				t.Fatalf("%s: %d %s", name, r.Status, r.Body)
 			}
 			if bytes.Contains(r.Body, []byte(`"token":"ey`)) {
@@ -122,13 +122,13 @@ func TestItem07_InvitationLinkDoesNotOpenAnExistingAccount(t *testing.T) {
 			}
 		}
 		var members struct{ Items []struct{ ID string } }
-		a.expect(a.call("GET", "/api/v1/users", other.Token, nil), http.StatusOK).json(t, &members)
+		a.expect(a.call("GET", "/api/v1/users", other.Token, nil), http.StatusOK).JSON(t, &members)
 		if len(members.Items) != 1 {
 			t.Fatalf("refused acceptances added members: %+v", members.Items)
 		}
 		// The victim signed in accepts; the link is then spent.
 		var joined session
-		a.expect(a.call("POST", "/api/v1/auth/invitations/accept", victim.Token, map[string]string{"token": tok}), http.StatusOK).json(t, &joined)
+		a.expect(a.call("POST", "/api/v1/auth/invitations/accept", victim.Token, map[string]string{"token": tok}), http.StatusOK).JSON(t, &joined)
 		if joined.TenantID != other.TenantID {
 			t.Fatalf("joined %s, want %s", joined.TenantID, other.TenantID)
 		}
@@ -162,10 +162,10 @@ func TestItem13_TokensAreRevocable(t *testing.T) {
 
 		// So does a password change, which hands the caller a fresh token.
 		var s session
-		a.expect(a.call("POST", "/api/v1/auth/login", "", map[string]string{"email": "user@corp.example", "password": "a whole new password"}), http.StatusOK).json(t, &s)
+		a.expect(a.call("POST", "/api/v1/auth/login", "", map[string]string{"email": "user@corp.example", "password": "a whole new password"}), http.StatusOK).JSON(t, &s)
 		stolen = s
 		var fresh session
-		a.expect(a.call("POST", "/api/v1/auth/password", s.Token, map[string]string{"current_password": "a whole new password", "new_password": password}), http.StatusOK).json(t, &fresh)
+		a.expect(a.call("POST", "/api/v1/auth/password", s.Token, map[string]string{"current_password": "a whole new password", "new_password": password}), http.StatusOK).JSON(t, &fresh)
 		a.expect(a.call("GET", "/api/v1/auth/me", stolen.Token, nil), http.StatusUnauthorized)
 		a.expect(a.call("GET", "/api/v1/auth/me", fresh.Token, nil), http.StatusOK)
 		a.expect(a.call("POST", "/api/v1/auth/password", fresh.Token, map[string]string{"current_password": "wrong", "new_password": "whatever it is"}), http.StatusForbidden)

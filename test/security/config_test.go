@@ -41,7 +41,7 @@ func TestItem08_OIDCCannotReachInternalAddresses(t *testing.T) {
 		}
 		port := strings.TrimPrefix(idp.issuer(), "https://127.0.0.1:")
 		for _, issuer := range []string{"http://127.0.0.1:" + port, "http://localhost:" + port, "http://metadata.example"} {
-			if r := a.call("POST", "/api/v1/idp", admin.Token, with(issuer)); r.Status != http.StatusBadRequest || r.code() != "invalid_issuer" {
+			if r := a.call("POST", "/api/v1/idp", admin.Token, with(issuer)); r.Status != http.StatusBadRequest || r.Code() != "invalid_issuer" {
 				t.Errorf("plain-http issuer %s: %d %s", issuer, r.Status, r.Body)
 			}
 		}
@@ -54,7 +54,7 @@ func TestItem08_OIDCCannotReachInternalAddresses(t *testing.T) {
 			var created struct {
 				LoginURL string `json:"login_url"`
 			}
-			a.expect(a.call("POST", "/api/v1/idp", admin.Token, with(issuer)), http.StatusCreated).json(t, &created)
+			a.expect(a.call("POST", "/api/v1/idp", admin.Token, with(issuer)), http.StatusCreated).JSON(t, &created)
 			before := idp.requests.Load()
 			res, frag := newBrowser(t, idp).startSSO(created.LoginURL)
 			if frag != nil || res.StatusCode != http.StatusBadGateway {

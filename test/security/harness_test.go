@@ -8,10 +8,7 @@
 package security_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -33,7 +30,7 @@ const (
 
 // app is exo-app as a process of its own.
 type app struct {
-	t    *testing.T
+	t    testing.TB
 	url  string
 	proc *procs.Child
 	mail *mailbox
@@ -43,7 +40,7 @@ type app struct {
 // startApp runs exo-app in production mode (EXO_DEV_MODE unset) on a fresh
 // database of backend, with mail going to a test SMTP server; extra adds or
 // overrides variables.
-func startApp(t *testing.T, backend string, extra ...string) *app {
+func startApp(t testing.TB, backend string, extra ...string) *app {
 	t.Helper()
 	bin := procs.Build(t, "./cmd/exo-app")
 	smtpAddr, inbox := platformtest.StartSMTP(t)
@@ -83,69 +80,14 @@ func eachBackend(t *testing.T, fn func(t *testing.T, backend string)) {
 }
 
 // resp is an answer of the API.
-type resp struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-func (r resp) json(t *testing.T, v any) {
-	t.Helper()
-	if err := json.Unmarshal(r.Body, v); err != nil {
-		t.Fatalf("decode %s: %v", r.Body, err)
-	}
-}
-
-// code is the error code of an error answer.
-func (r resp) code() string {
-	var e struct {
-		Error struct{ Code string } `json:"error"`
-	}
-	_ = json.Unmarshal(r.Body, &e)
-	return e.Error.Code
-}
+type resp = platformtest.Response
 
 var apiClient = &http.Client{Timeout: 30 * time.Second}
 
 // call sends a JSON request with an optional bearer token and header pairs.
 func (a *app) call(method, path, token string, body any, hdr ...string) resp {
 	a.t.Helper()
-	return do(a.t, apiClient, method, a.url+path, token, body, hdr...)
-}
-
-func do(t *testing.T, c *http.Client, method, u, token string, body any, hdr ...string) resp {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, u, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	res, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, u, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp{Status: res.StatusCode, Header: res.Header, Body: b}
+	return platformtest.Call(a.t, apiClient, method, a.url+path, token, body, hdr...)
 }
 
 // expect fails the test unless r has status.
@@ -176,12 +118,12 @@ func (a *app) signup(email, tenant string) session {
 	if r.Status == http.StatusCreated {
 		// A server that signs up at once (dev mode without mail, or a build
 		// from before confirmation): the attacks still apply to it.
-		r.json(a.t, &s)
+		r.JSON(a.t, &s)
 		return a.whoami(s)
 	}
 	a.expect(r, http.StatusAccepted)
 	tok := a.mail.token(a.t, email, "/signup/confirm")
-	a.expect(a.call("POST", "/api/v1/auth/signup/confirm", "", map[string]string{"token": tok}), http.StatusCreated).json(a.t, &s)
+	a.expect(a.call("POST", "/api/v1/auth/signup/confirm", "", map[string]string{"token": tok}), http.StatusCreated).JSON(a.t, &s)
 	return a.whoami(s)
 }
 
@@ -189,7 +131,7 @@ func (a *app) signup(email, tenant string) session {
 func (a *app) login(email string) session {
 	a.t.Helper()
 	var s session
-	a.expect(a.call("POST", "/api/v1/auth/login", "", map[string]string{"email": email, "password": password}), http.StatusOK).json(a.t, &s)
+	a.expect(a.call("POST", "/api/v1/auth/login", "", map[string]string{"email": email, "password": password}), http.StatusOK).JSON(a.t, &s)
 	return a.whoami(s)
 }
 
@@ -198,7 +140,7 @@ func (a *app) whoami(s session) session {
 	var me struct {
 		User struct{ ID, Email string } `json:"user"`
 	}
-	a.expect(a.call("GET", "/api/v1/auth/me", s.Token, nil), http.StatusOK).json(a.t, &me)
+	a.expect(a.call("GET", "/api/v1/auth/me", s.Token, nil), http.StatusOK).JSON(a.t, &me)
 	s.UserID, s.Email = me.User.ID, me.User.Email
 	return s
 }
@@ -209,7 +151,7 @@ func (a *app) role(s session, name string) string {
 	var roles struct {
 		Items []struct{ ID, Name string }
 	}
-	a.expect(a.call("GET", "/api/v1/roles", s.Token, nil), http.StatusOK).json(a.t, &roles)
+	a.expect(a.call("GET", "/api/v1/roles", s.Token, nil), http.StatusOK).JSON(a.t, &roles)
 	for _, r := range roles.Items {
 		if r.Name == name {
 			return r.ID
@@ -231,7 +173,7 @@ func (a *app) join(s session, email, roleID string) session {
 	a.t.Helper()
 	tok := a.invite(s, email, roleID)
 	var m session
-	a.expect(a.call("POST", "/api/v1/auth/invitations/accept", "", map[string]string{"token": tok, "password": password}), http.StatusOK).json(a.t, &m)
+	a.expect(a.call("POST", "/api/v1/auth/invitations/accept", "", map[string]string{"token": tok, "password": password}), http.StatusOK).JSON(a.t, &m)
 	return a.whoami(m)
 }
 
@@ -239,7 +181,7 @@ func (a *app) join(s session, email, roleID string) session {
 func (a *app) audit(s session) []auditEvent {
 	a.t.Helper()
 	var page struct{ Items []auditEvent }
-	a.expect(a.call("GET", "/api/v1/audit?limit=500", s.Token, nil), http.StatusOK).json(a.t, &page)
+	a.expect(a.call("GET", "/api/v1/audit?limit=500", s.Token, nil), http.StatusOK).JSON(a.t, &page)
 	return page.Items
 }
 
@@ -273,7 +215,7 @@ func newMailbox(in <-chan platformtest.Mail) *mailbox {
 
 // wait returns (and removes) the first message to addr whose text contains
 // substr, waiting up to 20 s.
-func (m *mailbox) wait(t *testing.T, addr, substr string) platformtest.Mail {
+func (m *mailbox) wait(t testing.TB, addr, substr string) platformtest.Mail {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	timer := time.AfterFunc(20*time.Second, func() { m.mu.Lock(); m.cond.Broadcast(); m.mu.Unlock() })
@@ -297,7 +239,7 @@ func (m *mailbox) wait(t *testing.T, addr, substr string) platformtest.Mail {
 var linkRE = regexp.MustCompile(`https?://\S+`)
 
 // token waits for a mail to addr linking to path and returns its token.
-func (m *mailbox) token(t *testing.T, addr, path string) string {
+func (m *mailbox) token(t testing.TB, addr, path string) string {
 	t.Helper()
 	msg := m.wait(t, addr, path+"?token=")
 	for _, l := range linkRE.FindAllString(strings.ReplaceAll(msg.Data, "=\r\n", ""), -1) {

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/exo-in-go/exo/pkg/platform/platformtest"
 )
 
 // fakeIdP is an OpenID provider over HTTPS that an attacker controls: it
@@ -177,7 +179,7 @@ func (a *app) registerIdP(s session, p *fakeIdP, extra map[string]any) (id, logi
 		ID       string `json:"id"`
 		LoginURL string `json:"login_url"`
 	}
-	a.expect(a.call("POST", "/api/v1/idp", s.Token, body), http.StatusCreated).json(a.t, &idp)
+	a.expect(a.call("POST", "/api/v1/idp", s.Token, body), http.StatusCreated).JSON(a.t, &idp)
 	return idp.ID, idp.LoginURL
 }
 
@@ -229,7 +231,7 @@ func (b *jarBrowser) startSSO(loginURL string) (*http.Response, url.Values) {
 // complete exchanges a completion code in this browser.
 func (b *jarBrowser) complete(a *app, code string) resp {
 	b.t.Helper()
-	return do(b.t, b.client, "POST", a.url+"/api/v1/auth/oidc/complete", "", map[string]string{"code": code})
+	return platformtest.Call(b.t, b.client, "POST", a.url+"/api/v1/auth/oidc/complete", "", map[string]string{"code": code})
 }
 
 // ssoSignIn runs a whole sign-in as the provider's next identity and
@@ -247,6 +249,6 @@ func (b *jarBrowser) ssoSignIn(a *app, loginURL string) session {
 		s.Token = tok
 		return a.whoami(s)
 	}
-	a.expect(b.complete(a, frag.Get("code")), http.StatusOK).json(b.t, &s)
+	a.expect(b.complete(a, frag.Get("code")), http.StatusOK).JSON(b.t, &s)
 	return a.whoami(s)
 }

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/exo-in-go/exo/pkg/platform/platformtest"
 )
 
 // Item 1 (critical): a tenant admin registers an identity provider they
@@ -33,7 +35,7 @@ func TestItem01_ForeignIdPCannotTakeOverAccount(t *testing.T) {
 				TenantID string `json:"tenant_id"`
 			}
 		}
-		a.expect(a.call("GET", "/api/v1/tenants", got.Token, nil), http.StatusOK).json(t, &tenants)
+		a.expect(a.call("GET", "/api/v1/tenants", got.Token, nil), http.StatusOK).JSON(t, &tenants)
 		if len(tenants.Items) != 1 || tenants.Items[0].TenantID != attacker.TenantID {
 			t.Fatalf("tenants of the SSO account: %+v", tenants.Items)
 		}
@@ -44,7 +46,7 @@ func TestItem01_ForeignIdPCannotTakeOverAccount(t *testing.T) {
 			t.Fatalf("victim signs in as %s, want %s", v.UserID, victim.UserID)
 		}
 		var members struct{ Items []struct{ ID string } }
-		a.expect(a.call("GET", "/api/v1/users", victim.Token, nil), http.StatusOK).json(t, &members)
+		a.expect(a.call("GET", "/api/v1/users", victim.Token, nil), http.StatusOK).JSON(t, &members)
 		if len(members.Items) != 1 {
 			t.Fatalf("victim's tenant has %d members", len(members.Items))
 		}
@@ -54,8 +56,8 @@ func TestItem01_ForeignIdPCannotTakeOverAccount(t *testing.T) {
 		a.expect(a.call("POST", "/api/v1/tenants", attacker.Token, map[string]string{"name": "Evil Two"}), http.StatusCreated)
 		b := newBrowser(t, idp)
 		var link struct{ URL string }
-		r := do(t, b.client, "POST", a.url+"/api/v1/idp/"+idpIDFromLogin(loginURL)+"/link", attacker.Token, map[string]string{})
-		a.expect(r, http.StatusOK).json(t, &link)
+		r := platformtest.Call(t, b.client, "POST", a.url+"/api/v1/idp/"+idpIDFromLogin(loginURL)+"/link", attacker.Token, map[string]string{})
+		a.expect(r, http.StatusOK).JSON(t, &link)
 		idp.next(map[string]any{"sub": "mallory-2", "email": "mallory@evil.example", "email_verified": true})
 		if _, frag := b.startSSO(link.URL); frag.Get("linked") == "" {
 			t.Fatalf("linking through a signed-in browser failed: %v", frag)
@@ -70,7 +72,7 @@ func TestItem01_ForeignIdPCannotTakeOverAccount(t *testing.T) {
 				TenantID string `json:"tenant_id"`
 			}
 		}
-		a.expect(a.call("GET", "/api/v1/tenants", attacker.Token, nil), http.StatusOK).json(t, &all)
+		a.expect(a.call("GET", "/api/v1/tenants", attacker.Token, nil), http.StatusOK).JSON(t, &all)
 		for _, ten := range all.Items {
 			if ten.TenantID != attacker.TenantID {
 				if r := a.call("GET", "/api/v1/tenant", linked.Token, nil, "X-Tenant-ID", ten.TenantID); r.Status != http.StatusForbidden {
@@ -81,7 +83,7 @@ func TestItem01_ForeignIdPCannotTakeOverAccount(t *testing.T) {
 
 		// A link started by one browser cannot be finished in another: the
 		// attacker cannot make a victim's browser link the attacker's identity.
-		r = do(t, newBrowser(t, idp).client, "GET", link.URL, "", nil)
+		r = platformtest.Call(t, newBrowser(t, idp).client, "GET", link.URL, "", nil)
 		if r.Status != http.StatusBadRequest {
 			t.Fatalf("link ticket in another browser: %d %s", r.Status, r.Body)
 		}
@@ -120,7 +122,7 @@ func TestItem11_SSOProvisionsNoPermissionsByDefault(t *testing.T) {
 			Role        string   `json:"role"`
 			Permissions []string `json:"permissions"`
 		}
-		a.expect(a.call("GET", "/api/v1/auth/me", u.Token, nil), http.StatusOK).json(t, &me)
+		a.expect(a.call("GET", "/api/v1/auth/me", u.Token, nil), http.StatusOK).JSON(t, &me)
 		if me.Role != "no-access" || len(me.Permissions) != 0 {
 			t.Fatalf("SSO member: role %q permissions %v, want no-access and none", me.Role, me.Permissions)
 		}

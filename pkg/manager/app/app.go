@@ -20,6 +20,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -129,13 +130,15 @@ func New(st *Settings, o Options) (*App, error) {
 	}
 	cfg := o.Config
 	if cfg == nil {
-		if st.API.Kubeconfig != "" {
-			if err := os.Setenv("KUBECONFIG", st.API.Kubeconfig); err != nil {
-				return nil, err
-			}
-		}
+		// --kubeconfig names a file; without it controller-runtime's order
+		// applies ($KUBECONFIG, in-cluster, ~/.kube/config).
 		var err error
-		if cfg, err = ctrl.GetConfig(); err != nil {
+		if st.API.Kubeconfig != "" {
+			cfg, err = clientcmd.BuildConfigFromFlags("", st.API.Kubeconfig)
+		} else {
+			cfg, err = ctrl.GetConfig()
+		}
+		if err != nil {
 			return nil, fmt.Errorf("load kubeconfig: %w", err)
 		}
 	}

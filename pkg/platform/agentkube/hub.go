@@ -92,20 +92,7 @@ func Mount(srv *api.Server, opts Options) (*Hub, error) {
 		defer stopObserving()
 		h.monitor(srv.Draining().Done())
 	}()
-	recheckDone := srv.TrackLongLived()
-	go func() {
-		defer recheckDone()
-		t := time.NewTicker(opts.TokenRecheckInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-srv.Draining().Done():
-				return
-			case <-t.C:
-				h.revalidateAll(srv.Draining())
-			}
-		}
-	}()
+	srv.Every(opts.TokenRecheckInterval, h.revalidateAll)
 	return h, nil
 }
 

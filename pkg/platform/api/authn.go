@@ -64,26 +64,34 @@ func (p *Principal) CanAll(perms []string) bool { return perm.HasAll(p.Permissio
 // mounted by other packages (the browser shell re-checks open sessions
 // with it).
 func (s *Server) Authenticate(r *http.Request) (*Principal, int, string) {
-	raw, ok := bearer(r)
+	raw, ok := BearerToken(r)
 	if !ok {
 		return nil, http.StatusUnauthorized, "missing bearer token"
 	}
+	return s.AuthenticateToken(r.Context(), raw, strings.TrimSpace(r.Header.Get("X-Tenant-ID")))
+}
+
+// AuthenticateToken is Authenticate for a raw bearer token in tenantID
+// ("" for the token's own tenant), for callers that hold a token outside a
+// request: the shell re-authorises its open sessions with it.
+func (s *Server) AuthenticateToken(ctx context.Context, raw, tenantID string) (*Principal, int, string) {
 	claims, err := s.jwt.Parse(raw)
 	if err != nil {
 		return nil, http.StatusUnauthorized, "invalid or expired token"
 	}
-	tenantID := claims.TenantID
-	if h := strings.TrimSpace(r.Header.Get("X-Tenant-ID")); h != "" && h != claims.TenantID {
+	h := tenantID
+	tenantID = claims.TenantID
+	if h != "" && h != claims.TenantID {
 		if claims.TenantBound {
 			return nil, http.StatusForbidden, "this sign-in came through the identity provider of another tenant and opens that tenant only; sign in again to use this one"
 		}
 		tenantID = h
 	}
-	m, err := s.members.get(r.Context(), s.store, tenantID, claims.Subject)
+	m, err := s.members.get(ctx, s.store, tenantID, claims.Subject)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, http.StatusForbidden, "not a member of this tenant"
 	} else if err != nil {
-		s.log.ErrorContext(r.Context(), "load membership", "err", err)
+		s.log.ErrorContext(ctx, "load membership", "err", err)
 		return nil, http.StatusInternalServerError, "internal server error"
 	}
 	if m.TokenGeneration != claims.Generation {
@@ -115,7 +123,8 @@ func (s *Server) authed(permission string, h authedHandler) http.HandlerFunc {
 	}
 }
 
-func bearer(r *http.Request) (string, bool) {
+// BearerToken is the token of the request's Authorization: Bearer header.
+func BearerToken(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {

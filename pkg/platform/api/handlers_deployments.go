@@ -106,7 +106,7 @@ func (s *Server) AuthenticateDeployment(ctx context.Context, token string) (stor
 }
 
 func (s *Server) deploymentWhoami(w http.ResponseWriter, r *http.Request) {
-	tok, ok := bearer(r)
+	tok, ok := BearerToken(r)
 	if !ok {
 		httpapi.WriteError(w, http.StatusUnauthorized, "unauthorized", "missing deployment token")
 		return

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"github.com/exo-in-go/exo/pkg/platform/auth"
 	"github.com/exo-in-go/exo/pkg/platform/config"
 	"github.com/exo-in-go/exo/pkg/platform/crypto"
@@ -114,11 +116,9 @@ func New(opts Options) (*Server, error) {
 	}
 	s.draining, s.stopDrain = context.WithCancel(context.Background())
 	s.routes()
-	done := s.TrackLongLived()
-	go func() {
-		defer done()
-		s.sweep(s.draining)
-	}()
+	// Expired single-use rows go in the background, so the requests that
+	// create them never scan for old ones.
+	s.Every(time.Minute, s.sweepExpired)
 	s.handler = s.recoverer(s.accessLog(s.cors(s.limitBody(s.mux))))
 	// Built here, not in Serve, so Shutdown never races with Serve.
 	s.httpServer = &http.Server{
@@ -263,22 +263,23 @@ func (s *Server) routes() {
 	api("GET /api/agentkube/whoami", s.deploymentWhoami)
 }
 
-// sweep deletes expired single-use rows every minute until ctx ends, so
-// the requests that create them never scan for old ones.
-func (s *Server) sweep(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		if err := s.store.SweepExpired(sctx, time.Now()); err != nil && ctx.Err() == nil {
-			s.log.WarnContext(sctx, "sweep expired rows", "err", err)
-		}
-		cancel()
+// Every runs fn at once and then every interval until graceful shutdown
+// starts, as a long-lived task Shutdown waits for; fn gets the draining
+// context. The periodic work of every mounted package runs through it.
+func (s *Server) Every(interval time.Duration, fn func(ctx context.Context)) {
+	done := s.TrackLongLived()
+	go func() {
+		defer done()
+		wait.UntilWithContext(s.draining, fn, interval)
+	}()
+}
+
+// sweepExpired deletes expired single-use rows.
+func (s *Server) sweepExpired(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.store.SweepExpired(sctx, time.Now()); err != nil && ctx.Err() == nil {
+		s.log.WarnContext(sctx, "sweep expired rows", "err", err)
 	}
 }
 

@@ -46,16 +46,16 @@ type grant struct {
 	TenantID  string
 	UserID    string
 	UserEmail string
-	// Authorization is the Authorization header of the request that asked
-	// for the grant (the user's bearer token). It is kept in memory only, so
-	// that an open shell can be re-authorised as its user (Handler.reauthorize);
-	// it is never logged, stored or sent anywhere.
-	Authorization string
-	DeploymentID  string
-	Namespace     string
-	Agent         string
-	Cols, Rows    uint16
-	ExpiresAt     time.Time
+	// Token is the bearer token of the request that asked for the grant
+	// (or redeemed it). It is kept in memory only, so that an open shell can
+	// be re-authorised as its user (Handler.reauthorize); it is never
+	// logged, stored or sent anywhere.
+	Token        string
+	DeploymentID string
+	Namespace    string
+	Agent        string
+	Cols, Rows   uint16
+	ExpiresAt    time.Time
 }
 
 // grants holds outstanding grants in memory, keyed by the SHA-256 of the

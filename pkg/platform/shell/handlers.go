@@ -96,8 +96,8 @@ func (h *Handler) createGrant(w http.ResponseWriter, r *http.Request, p *api.Pri
 	expires := h.opts.Now().Add(h.opts.GrantTTL)
 	id, err := h.grants.issue(grant{
 		TenantID: p.TenantID, UserID: p.UserID, UserEmail: p.Email,
-		Authorization: r.Header.Get("Authorization"),
-		DeploymentID:  depID, Namespace: ns, Agent: name,
+		Token:        bearerToken(r),
+		DeploymentID: depID, Namespace: ns, Agent: name,
 		Cols: req.Cols, Rows: req.Rows, ExpiresAt: expires,
 	})
 	var lim *limitError
@@ -164,9 +164,7 @@ func (h *Handler) serveShell(w http.ResponseWriter, r *http.Request) {
 	// Re-authenticate as of now, in the grant's tenant: a member removed or
 	// demoted since the grant was issued does not get the shell, and a
 	// token of another user or tenant never redeems someone else's grant.
-	ar := r.Clone(r.Context())
-	ar.Header = http.Header{"Authorization": {"Bearer " + token}, "X-Tenant-ID": {g.TenantID}}
-	p, status, msg := h.srv.Authenticate(ar)
+	p, status, msg := h.srv.AuthenticateToken(r.Context(), token, g.TenantID)
 	if p == nil {
 		httpapi.WriteError(w, status, httpapi.CodeFor(status), msg)
 		return
@@ -179,8 +177,8 @@ func (h *Handler) serveShell(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusForbidden, "forbidden", "missing permission "+permInvoke)
 		return
 	}
-	if g.Authorization == "" {
-		g.Authorization = "Bearer " + token
+	if g.Token == "" {
+		g.Token = token
 	}
 	conn, ok := h.opts.Tunnels.Conn(g.DeploymentID)
 	if !ok {
@@ -345,4 +343,11 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// bearerToken is the request's bearer token ("" without one; the request
+// was authenticated before this is called).
+func bearerToken(r *http.Request) string {
+	tok, _ := api.BearerToken(r)
+	return tok
 }

@@ -11,8 +11,8 @@ import (
 // A shell is authorised when its grant is issued and again when it is
 // redeemed, but a session may last hours. Every ReauthInterval each open
 // session is authenticated again as its user would be on a new request:
-// the Authorization header the grant was issued with and the grant's
-// tenant, through api.Server.Authenticate, which checks the token's expiry
+// the bearer token the grant was issued with and the grant's
+// tenant, through api.Server.AuthenticateToken, which checks the token's expiry
 // and revocation (per-user token generation: logout, password reset,
 // removal) and the user's membership and role in the tenant as of now. A
 // session whose user is no longer a member, no longer holds agents:invoke
@@ -20,29 +20,21 @@ import (
 // ends with reason "revoked". An error of the store (500) ends nothing: a
 // database hiccup must not kill every shell; the next round decides.
 
-func (h *Handler) reauthorizeLoop(ctx context.Context) {
-	t := time.NewTicker(h.opts.ReauthInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+// reauthorizeAll checks every open session once.
+func (h *Handler) reauthorizeAll(ctx context.Context) {
+	h.mu.Lock()
+	relays := make([]*relay, 0, len(h.active))
+	for _, r := range h.active {
+		relays = append(relays, r)
+	}
+	h.mu.Unlock()
+	for _, r := range relays {
+		if ctx.Err() != nil {
 			return
-		case <-t.C:
-			h.mu.Lock()
-			relays := make([]*relay, 0, len(h.active))
-			for _, r := range h.active {
-				relays = append(relays, r)
-			}
-			h.mu.Unlock()
-			for _, r := range relays {
-				if ctx.Err() != nil {
-					return
-				}
-				if reason := h.reauthorize(ctx, r.grant); reason != "" {
-					r.log.Warn("shell session revoked", "user", r.grant.UserID, "why", reason)
-					r.revoke()
-				}
-			}
+		}
+		if reason := h.reauthorize(ctx, r.grant); reason != "" {
+			r.log.Warn("shell session revoked", "user", r.grant.UserID, "why", reason)
+			r.revoke()
 		}
 	}
 }
@@ -52,15 +44,9 @@ func (h *Handler) reauthorizeLoop(ctx context.Context) {
 func (h *Handler) reauthorize(ctx context.Context, g grant) string {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "/api/v1/shell", nil)
-	if err != nil {
-		return ""
-	}
 	// The same credentials as the request that asked for the grant, in the
 	// grant's tenant. Never logged.
-	req.Header.Set("Authorization", g.Authorization)
-	req.Header.Set("X-Tenant-ID", g.TenantID)
-	p, status, msg := h.srv.Authenticate(req)
+	p, status, msg := h.srv.AuthenticateToken(ctx, g.Token, g.TenantID)
 	switch {
 	case p == nil && (status == http.StatusUnauthorized || status == http.StatusForbidden):
 		return msg

@@ -16,21 +16,7 @@ import (
 // the retention period (at most hourly) until exo-app drains. Every replica
 // sweeps; the sweep is idempotent, so they need no coordination.
 func (h *Handler) startRetention() {
-	every := min(max(h.opts.Retention/4, time.Second), time.Hour)
-	done := h.srv.TrackLongLived()
-	go func() {
-		defer done()
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			h.sweepRecordings(h.srv.Draining())
-			select {
-			case <-h.srv.Draining().Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	h.srv.Every(min(max(h.opts.Retention/4, time.Second), time.Hour), h.sweepRecordings)
 }
 
 // sweepRecordings removes every recording file older than the retention

@@ -220,25 +220,8 @@ func Mount(srv *api.Server, opts Options) (*Handler, error) {
 	if opts.Retention > 0 {
 		h.startRetention()
 	}
-	reauthDone := srv.TrackLongLived()
-	go func() {
-		defer reauthDone()
-		h.reauthorizeLoop(srv.Draining())
-	}()
-	done := srv.TrackLongLived()
-	go func() {
-		defer done()
-		t := time.NewTicker(opts.GrantTTL)
-		defer t.Stop()
-		for {
-			select {
-			case <-srv.Draining().Done():
-				return
-			case <-t.C:
-				h.grants.sweep()
-			}
-		}
-	}()
+	srv.Every(opts.ReauthInterval, h.reauthorizeAll)
+	srv.Every(opts.GrantTTL, func(context.Context) { h.grants.sweep() })
 	return h, nil
 }
 

@@ -7,13 +7,10 @@
 package operator_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -23,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/gorilla/websocket"
 
 	"github.com/exo-in-go/exo/pkg/platform/platformtest"
@@ -37,7 +33,7 @@ import (
 type app struct {
 	url   string
 	child *procs.Child
-	inbox chan string // e-mails exo-app sent (sign-up confirmations, invitations)
+	inbox <-chan platformtest.Mail // e-mails exo-app sent (sign-up confirmations, invitations)
 }
 
 // startApp runs exo-app on backend with the test's settings plus extra.
@@ -71,38 +67,11 @@ func startApp(t *testing.T, backend string, extra map[string]string) *app {
 // call makes an API request and returns the status and body.
 func (a *app) call(t testing.TB, method, path, token string, body any, hdr ...string) (int, []byte, http.Header) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, a.url+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	res, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
-	}
-	return res.StatusCode, b, res.Header
+	r := platformtest.Call(t, apiClient, method, a.url+path, token, body, hdr...)
+	return r.Status, r.Body, r.Header
 }
+
+var apiClient = &http.Client{Timeout: 30 * time.Second}
 
 // must makes a request that has to answer want and decodes its body into out.
 func (a *app) must(t testing.TB, want int, method, path, token string, body, out any, hdr ...string) {
@@ -456,45 +425,12 @@ func (c *shellClient) echo(t testing.TB, line string) {
 	}
 }
 
-// ---- a real SMTP server (go-smtp), for invitations ----
-
-type smtpBackend struct{ ch chan string }
-
-func (b *smtpBackend) NewSession(*smtp.Conn) (smtp.Session, error) { return &smtpSession{b: b}, nil }
-
-type smtpSession struct{ b *smtpBackend }
-
-func (s *smtpSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (s *smtpSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (s *smtpSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.b.ch <- string(b)
-	return nil
-}
-func (s *smtpSession) Reset()        {}
-func (s *smtpSession) Logout() error { return nil }
-
-// mailSink starts an SMTP server and returns the EXO_SMTP_* variables that
-// point exo-app at it, and its inbox.
-func mailSink(t *testing.T) (map[string]string, chan string) {
+// mailSink starts the test SMTP server and returns the EXO_SMTP_* variables
+// that point exo-app at it, and its inbox.
+func mailSink(t *testing.T) (map[string]string, <-chan platformtest.Mail) {
 	t.Helper()
-	be := &smtpBackend{ch: make(chan string, 64)}
-	srv := smtp.NewServer(be)
-	srv.Domain = "mail.test"
-	srv.AllowInsecureAuth = true
-	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln) //nolint:errcheck // ends with Close
-	t.Cleanup(func() { srv.Close() })
-	return map[string]string{
-		"EXO_SMTP_ADDR": ln.Addr().String(), "EXO_SMTP_FROM": "exo@example.test", "EXO_SMTP_STARTTLS": "false",
-	}, be.ch
+	addr, inbox := platformtest.StartSMTP(t)
+	return map[string]string{"EXO_SMTP_ADDR": addr, "EXO_SMTP_FROM": "exo@example.test", "EXO_SMTP_STARTTLS": "false"}, inbox
 }
 
 // mailedToken reads the next e-mail and returns the token of its link.
@@ -502,7 +438,8 @@ func (a *app) mailedToken(t testing.TB, to string) string {
 	t.Helper()
 	var msg string
 	select {
-	case msg = <-a.inbox:
+	case m := <-a.inbox:
+		msg = m.Data
 	case <-time.After(20 * time.Second):
 		t.Fatalf("no e-mail for %s", to)
 	}

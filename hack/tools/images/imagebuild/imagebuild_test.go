@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -250,10 +249,9 @@ func TestStaticBinaryPlatform(t *testing.T) {
 			t.Errorf("%s: got %s, %v", p, got.String(), err)
 		}
 	}
+	// /bin/sh is dynamically linked on every Debian machine this runs on.
 	if _, err := StaticBinaryPlatform("/bin/sh"); err == nil || !strings.Contains(err.Error(), "dynamically linked") {
-		if _, statErr := os.Stat("/bin/sh"); statErr == nil {
-			t.Errorf("/bin/sh (dynamically linked on Debian): %v", err)
-		}
+		t.Errorf("/bin/sh (dynamically linked on Debian): %v", err)
 	}
 	if _, err := StaticBinaryPlatform(filepath.Join("testdata", "missing")); err == nil {
 		t.Error("a missing file has a platform")
@@ -325,9 +323,6 @@ func TestPushAndPull(t *testing.T) {
 	}
 	if _, err := PushTarget(a.Name, "UPPER/Case", ""); err == nil {
 		t.Error("an invalid registry was accepted")
-	}
-	if _, err := name.NewTag(target.String()); err != nil {
-		t.Error(err)
 	}
 }
 
