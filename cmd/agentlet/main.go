@@ -4,6 +4,11 @@
 // asciicast v2. Every setting is a flag with an AGENTLET_* variable, which is
 // how the manager configures it (pkg/agentlet/config, docs/agentlet.md); the
 // command line wins.
+//
+// In a cluster it is the entrypoint of the runtime's container, not of its
+// own image (pkg/agentlet/entrypoint): `agentlet install DEST` copies it into
+// the pod's shared volume, and as PID 1 it runs itself as the child of a
+// minimal init that reaps the CLI's orphans.
 package main
 
 import (
@@ -19,10 +24,37 @@ import (
 
 	"github.com/exo-in-go/exo/pkg/agentlet"
 	"github.com/exo-in-go/exo/pkg/agentlet/config"
+	"github.com/exo-in-go/exo/pkg/agentlet/entrypoint"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	args := os.Args[1:]
+	if len(args) > 0 && args[0] == entrypoint.InstallCommand {
+		if len(args) != 2 {
+			fmt.Fprintln(os.Stderr, "usage: agentlet install DEST")
+			os.Exit(2)
+		}
+		if err := entrypoint.Install(args[1]); err != nil {
+			fmt.Fprintln(os.Stderr, "agentlet:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	// Before anything reads the token: from here on the runtime CLI, the same
+	// user in the same container, cannot read this process's environment.
+	if err := entrypoint.HideEnvironment(); err != nil {
+		fmt.Fprintln(os.Stderr, "agentlet:", err)
+		os.Exit(1)
+	}
+	if os.Getpid() == 1 {
+		self, err := os.Executable()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "agentlet:", err)
+			os.Exit(1)
+		}
+		os.Exit(entrypoint.Init(append([]string{self}, args...), os.Environ(), entrypoint.InitOptions{}))
+	}
+	if err := run(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			os.Exit(0)
 		}

@@ -42,12 +42,15 @@ func TestOptionsFromEnv(t *testing.T) {
 	if _, err := OptionsFromEnv(env(map[string]string{"AGENTKUBE_MANAGED": "true", "AGENTKUBE_AUTH_TOKEN": "t", "AGENTKUBE_BASE_URL": "ftp://x"})); err == nil {
 		t.Fatal("ftp base URL accepted")
 	}
-	o, err = OptionsFromEnv(env(map[string]string{"AGENTKUBE_MANAGED": "true", "AGENTKUBE_AUTH_TOKEN": "t", "AGENTKUBE_CLUSTER_ID": "prod", "AGENTKUBE_HEARTBEAT_INTERVAL": "5s"}))
+	if _, err := OptionsFromEnv(env(map[string]string{"AGENTKUBE_MANAGED": "true", "AGENTKUBE_AUTH_TOKEN": "t"})); err == nil || !strings.Contains(err.Error(), "--base-url") {
+		t.Fatalf("managed mode without a base URL: %v, want an error naming --base-url", err)
+	}
+	o, err = OptionsFromEnv(env(map[string]string{"AGENTKUBE_MANAGED": "true", "AGENTKUBE_AUTH_TOKEN": "t", "AGENTKUBE_BASE_URL": "https://exo.example.com", "AGENTKUBE_CLUSTER_ID": "prod", "AGENTKUBE_HEARTBEAT_INTERVAL": "5s"}))
 	if err != nil || !o.Managed || o.ClusterID != "prod" || o.HeartbeatInterval != 5*time.Second {
 		t.Fatalf("managed: %+v %v", o, err)
 	}
-	if u, _ := tunnel.ConnectURL(o.withDefaults().BaseURL); u != "wss://exo.adaptive.live/api/agentkube/connect" {
-		t.Fatalf("default tunnel URL %s", u)
+	if u, _ := tunnel.ConnectURL(o.BaseURL); u != "wss://exo.example.com/api/agentkube/connect" {
+		t.Fatalf("tunnel URL %s", u)
 	}
 }
 

@@ -15,9 +15,6 @@ import (
 	"github.com/exo-in-go/exo/pkg/tunnel"
 )
 
-// DefaultBaseURL is the hosted platform.
-const DefaultBaseURL = "https://exo.adaptive.live"
-
 // DefaultPodSelector selects the pods the manager creates (the label every
 // manager-created object carries); only those are part of the cluster view.
 const DefaultPodSelector = "app.kubernetes.io/managed-by=agentkube-manager"
@@ -98,15 +95,17 @@ func (o Options) withDefaults() Options {
 	if o.MaxConcurrentRequests <= 0 {
 		o.MaxConcurrentRequests = 64
 	}
-	if o.BaseURL == "" {
-		o.BaseURL = DefaultBaseURL
-	}
 	return o
 }
 
 func (o Options) validate() error {
 	if o.Token == "" {
 		return errors.New("--managed (AGENTKUBE_MANAGED=true) requires --auth-token (AGENTKUBE_AUTH_TOKEN: Secret agentkube-auth, key token)")
+	}
+	// No default: the platform is whatever exo-app the user runs, never a
+	// hosted service the cluster would dial unasked.
+	if o.BaseURL == "" {
+		return errors.New("--managed (AGENTKUBE_MANAGED=true) requires --base-url (AGENTKUBE_BASE_URL), the platform's public URL, e.g. https://exo.example.com")
 	}
 	if _, err := tunnel.ConnectURL(o.BaseURL); err != nil {
 		return fmt.Errorf("--base-url (AGENTKUBE_BASE_URL): %w", err)
@@ -122,7 +121,7 @@ const EnvPrefix = "AGENTKUBE_"
 // --auth-token, --cluster-id and --heartbeat-interval (AGENTKUBE_MANAGED, …).
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Managed, "managed", o.Managed, "connect to the Exo platform (managed mode) with --auth-token")
-	fs.StringVar(&o.BaseURL, "base-url", o.BaseURL, "the platform's public URL (default "+DefaultBaseURL+"); the tunnel is at <base>/api/agentkube/connect")
+	fs.StringVar(&o.BaseURL, "base-url", o.BaseURL, "the platform's public URL, required in managed mode; the tunnel is at <base>/api/agentkube/connect")
 	fs.StringVar(&o.Token, "auth-token", o.Token, "the deployment token (Secret agentkube-auth, key token); prefer the variable, which ps does not show")
 	fs.StringVar(&o.ClusterID, "cluster-id", o.ClusterID, "identifies this cluster to the platform (default <POD_NAMESPACE>/<HOSTNAME>)")
 	fs.DurationVar(&o.HeartbeatInterval, "heartbeat-interval", o.HeartbeatInterval, "application heartbeat cadence (default 10s); the platform may ask for a shorter one")

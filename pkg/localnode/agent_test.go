@@ -24,11 +24,12 @@ import (
 	lt "github.com/exo-in-go/exo/pkg/localnode/localnodetest"
 )
 
-// TestAgentPod runs an Agent-like pod as the manager builds it: the real
-// agentlet binary for the agentlet image with its token from a Secret, a
-// stand-in for the runtime image, emptyDir volumes, a Custom runtime script
-// from a ConfigMap, and a readiness probe on the agentlet's named port. The
-// agentlet answers /healthz on the pod IP and runs the script.
+// TestAgentPod runs an Agent-like pod as the manager builds it: an init
+// container of the agentlet image installs the real agentlet binary, which the
+// runtime image's container (a stand-in) starts with its token from a Secret;
+// emptyDir volumes, a Custom runtime script from a ConfigMap, and a readiness
+// probe on the agentlet's named port. The agentlet answers /healthz on the pod
+// IP and runs the script.
 func TestAgentPod(t *testing.T) {
 	ns := cluster.CreateNamespace(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -46,7 +47,7 @@ func TestAgentPod(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	workspace := corev1.VolumeMount{Name: "workspace", MountPath: "/workspace"}
+	binMount := corev1.VolumeMount{Name: "agentlet-bin", MountPath: "/agentkube/bin"}
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: ns, Labels: map[string]string{"app.kubernetes.io/component": "agent"}},
 		Spec: corev1.PodSpec{
@@ -55,37 +56,43 @@ func TestAgentPod(t *testing.T) {
 			TerminationGracePeriodSeconds: ptr.To[int64](10),
 			AutomountServiceAccountToken:  ptr.To(false),
 			EnableServiceLinks:            ptr.To(false),
-			ShareProcessNamespace:         ptr.To(true),
 			NodeName:                      nodeName,
-			Containers: []corev1.Container{
-				{
-					Name:  "agentlet",
-					Image: agentletImage,
-					Env: []corev1.EnvVar{
-						{Name: agentletconfig.EnvListenAddress, Value: ":8090"},
-						{Name: agentletconfig.EnvToken, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-							LocalObjectReference: corev1.LocalObjectReference{Name: "agent-agentlet"}, Key: "token",
-						}}},
-						{Name: agentletconfig.EnvRuntime, Value: "Custom"},
-						{Name: agentletconfig.EnvCommand, Value: agentletconfig.EncodeList([]string{"/scripts/agent.sh"})},
-						{Name: agentletconfig.EnvGoal, Value: "be helpful"},
-						{Name: agentletconfig.EnvWorkDir, Value: "/workspace"},
-						{Name: agentletconfig.EnvDataDir, Value: "/var/lib/agentlet"},
-					},
-					Ports: []corev1.ContainerPort{{Name: agentletconfig.PortName, ContainerPort: agentletconfig.DefaultPort}},
-					ReadinessProbe: &corev1.Probe{
-						ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString(agentletconfig.PortName)}},
-						PeriodSeconds: 1,
-					},
-					VolumeMounts: []corev1.VolumeMount{
-						workspace,
-						{Name: "agentlet-data", MountPath: "/var/lib/agentlet"},
-						{Name: "scripts", MountPath: "/scripts"},
-					},
+			// The agentlet image installs the agentlet into the shared volume;
+			// the runtime image's container starts it from there.
+			InitContainers: []corev1.Container{{
+				Name: "install-agentlet", Image: agentletImage,
+				Args:         []string{"install", "/agentkube/bin/agentlet"},
+				VolumeMounts: []corev1.VolumeMount{binMount},
+			}},
+			Containers: []corev1.Container{{
+				Name:    "agent",
+				Image:   runtimeImage,
+				Command: []string{"/agentkube/bin/agentlet"},
+				Env: []corev1.EnvVar{
+					{Name: agentletconfig.EnvListenAddress, Value: ":8090"},
+					{Name: agentletconfig.EnvToken, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+						LocalObjectReference: corev1.LocalObjectReference{Name: "agent-agentlet"}, Key: "token",
+					}}},
+					{Name: agentletconfig.EnvRuntime, Value: "Custom"},
+					{Name: agentletconfig.EnvCommand, Value: agentletconfig.EncodeList([]string{"/scripts/agent.sh"})},
+					{Name: agentletconfig.EnvGoal, Value: "be helpful"},
+					{Name: agentletconfig.EnvWorkDir, Value: "/workspace"},
+					{Name: agentletconfig.EnvDataDir, Value: "/var/lib/agentlet"},
 				},
-				{Name: "runtime", Image: runtimeImage, VolumeMounts: []corev1.VolumeMount{workspace}},
-			},
+				Ports: []corev1.ContainerPort{{Name: agentletconfig.PortName, ContainerPort: agentletconfig.DefaultPort}},
+				ReadinessProbe: &corev1.Probe{
+					ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString(agentletconfig.PortName)}},
+					PeriodSeconds: 1,
+				},
+				VolumeMounts: []corev1.VolumeMount{
+					{Name: "workspace", MountPath: "/workspace"},
+					{Name: "agentlet-data", MountPath: "/var/lib/agentlet"},
+					{Name: "scripts", MountPath: "/scripts"},
+					{Name: binMount.Name, MountPath: binMount.MountPath, ReadOnly: true},
+				},
+			}},
 			Volumes: []corev1.Volume{
+				{Name: "agentlet-bin", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 				{Name: "workspace", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 				{Name: "agentlet-data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 				{Name: "scripts", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
@@ -150,7 +157,7 @@ func TestAgentPod(t *testing.T) {
 	}
 
 	// Mount paths in the environment are mapped too.
-	dataDir, _, err := cluster.Kubectl(ctx, "", "exec", "-n", ns, pod.Name, "-c", "agentlet", "--", "sh", "-c", `echo -n "$AGENTLET_DATA_DIR"`)
+	dataDir, _, err := cluster.Kubectl(ctx, "", "exec", "-n", ns, pod.Name, "-c", "agent", "--", "sh", "-c", `echo -n "$AGENTLET_DATA_DIR"`)
 	if err != nil {
 		t.Fatal(err)
 	}

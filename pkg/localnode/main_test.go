@@ -39,7 +39,7 @@ const (
 func imageMap() localnode.ImageMap {
 	return localnode.ImageMap{Images: []localnode.ImageMapping{
 		localnodetest.AgentletMapping(agentletPath),
-		localnodetest.StandIn("example.com/agents/runtime-*"),
+		localnodetest.RuntimeStandIn("example.com/agents/runtime-*"),
 		// busybox's entrypoint is sh.
 		{Image: "docker.io/library/busybox*", Binary: "/bin/sh"},
 	}}

@@ -79,29 +79,50 @@ func TestAgentPod(t *testing.T) {
 	if ref := metav1.GetControllerOf(pod); ref == nil || ref.UID != ag.UID || ref.Kind != "Agent" {
 		t.Fatalf("pod owner = %+v, want the Agent", ref)
 	}
-	if len(pod.Spec.Containers) != 2 || pod.Spec.Containers[0].Name != agent.ContainerAgentlet || pod.Spec.Containers[1].Name != agent.ContainerRuntime {
-		t.Fatalf("containers = %v", pod.Spec.Containers)
+	// One container: the runtime's image with the agentlet, installed by the
+	// init container from the agentlet image, as its entrypoint.
+	if len(pod.Spec.InitContainers) != 1 || len(pod.Spec.Containers) != 1 {
+		t.Fatalf("init containers %v, containers %v", pod.Spec.InitContainers, pod.Spec.Containers)
 	}
-	al, rt := pod.Spec.Containers[0], pod.Spec.Containers[1]
-	if al.Image != "agentlet:test" || rt.Image != "mirror.test/exo-in-go/claudecode:"+runtimes.DefaultTag {
-		t.Errorf("images = %s, %s", al.Image, rt.Image)
+	install, al := pod.Spec.InitContainers[0], pod.Spec.Containers[0]
+	if install.Name != agent.InitContainerAgentlet || install.Image != "agentlet:test" ||
+		strings.Join(install.Args, " ") != "install "+agent.AgentletEntrypoint || len(install.Command) != 0 {
+		t.Errorf("installer = %+v", install)
+	}
+	if al.Name != agent.ContainerAgent || al.Image != "mirror.test/exo-in-go/claudecode:"+runtimes.DefaultTag ||
+		strings.Join(al.Command, " ") != agent.AgentletEntrypoint {
+		t.Errorf("agent container = %s %s %v", al.Name, al.Image, al.Command)
 	}
 	if len(al.Ports) != 1 || al.Ports[0].Name != agentletconfig.PortName || al.Ports[0].ContainerPort != agentletconfig.DefaultPort {
 		t.Errorf("agentlet ports = %v", al.Ports)
 	}
-	aenv, renv := envOf(al), envOf(rt)
-	for _, env := range []map[string]corev1.EnvVar{aenv, renv} {
-		key := env["ANTHROPIC_API_KEY"].ValueFrom
-		if key == nil || key.SecretKeyRef == nil || key.SecretKeyRef.Name != "anthropic" || key.SecretKeyRef.Key != "api-key" {
-			t.Errorf("ANTHROPIC_API_KEY = %+v, want a reference to anthropic/api-key", env["ANTHROPIC_API_KEY"])
+	// Non-root, read-only root filesystem, no privileges, writable HOME,
+	// /tmp and workspace.
+	psc, sc := pod.Spec.SecurityContext, al.SecurityContext
+	if psc == nil || !ptr.Deref(psc.RunAsNonRoot, false) || ptr.Deref(psc.RunAsUser, 0) == 0 || psc.SeccompProfile == nil ||
+		sc == nil || !ptr.Deref(sc.ReadOnlyRootFilesystem, false) || ptr.Deref(sc.AllowPrivilegeEscalation, true) {
+		t.Errorf("security contexts: pod %+v, container %+v", psc, sc)
+	}
+	mounted := map[string]bool{}
+	for _, m := range al.VolumeMounts {
+		mounted[m.MountPath] = !m.ReadOnly
+	}
+	for _, dir := range []string{"/home/agent", "/tmp", "/workspace", "/var/lib/agentlet"} {
+		if !mounted[dir] {
+			t.Errorf("%s is not a writable volume: %v", dir, al.VolumeMounts)
 		}
+	}
+	aenv := envOf(al)
+	if aenv["HOME"].Value != "/home/agent" {
+		t.Errorf("HOME = %q", aenv["HOME"].Value)
+	}
+	key := aenv["ANTHROPIC_API_KEY"].ValueFrom
+	if key == nil || key.SecretKeyRef == nil || key.SecretKeyRef.Name != "anthropic" || key.SecretKeyRef.Key != "api-key" {
+		t.Errorf("ANTHROPIC_API_KEY = %+v, want a reference to anthropic/api-key", aenv["ANTHROPIC_API_KEY"])
 	}
 	tok := aenv[agentletconfig.EnvToken].ValueFrom
 	if tok == nil || tok.SecretKeyRef == nil || tok.SecretKeyRef.Name != endpoint.TokenSecretName("coder") {
 		t.Errorf("AGENTLET_TOKEN = %+v", aenv[agentletconfig.EnvToken])
-	}
-	if _, ok := renv[agentletconfig.EnvToken]; ok {
-		t.Error("the runtime container sees the agentlet token")
 	}
 	for name, want := range map[string]string{
 		agentletconfig.EnvRuntime: "ClaudeCode", agentletconfig.EnvGoal: "keep the build green",

@@ -196,7 +196,7 @@ func startKubelet(t testing.TB, ns string) *fakeKubelet {
 }
 
 func (k *fakeKubelet) sync(pod *corev1.Pod) {
-	if !pod.DeletionTimestamp.IsZero() || len(pod.Spec.Containers) == 0 || pod.Spec.Containers[0].Name != agent.ContainerAgentlet {
+	if !pod.DeletionTimestamp.IsZero() || len(pod.Spec.Containers) == 0 || pod.Spec.Containers[0].Name != agent.ContainerAgent {
 		return
 	}
 	k.mu.Lock()

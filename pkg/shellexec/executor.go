@@ -27,16 +27,21 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/streaming/pkg/httpstream"
 
+	"github.com/exo-in-go/exo/pkg/controllers/agent"
 	"github.com/exo-in-go/exo/pkg/shellexec/protocol"
 	"github.com/exo-in-go/exo/pkg/tunnel"
 )
 
-// DefaultContainer is the Agent pod's runtime container (pkg/controllers/agent).
-const DefaultContainer = "runtime"
+// DefaultContainer is the Agent pod's one container, the runtime's image
+// with the agentlet as its entrypoint.
+const DefaultContainer = agent.ContainerAgent
 
 // DefaultCommand starts the best shell the image has: bash when present,
-// else sh. Nothing guarantees bash in a runtime image.
-var DefaultCommand = []string{"/bin/sh", "-c", "command -v bash >/dev/null 2>&1 && exec bash -il || exec sh -i"}
+// else sh (nothing guarantees bash in a runtime image). An exec inherits the
+// container's environment, and the agentlet, the container's entrypoint,
+// takes its token from there: the shell drops it first, so a person in the
+// shell sees no more of the agentlet than the runtime CLI does.
+var DefaultCommand = []string{"/bin/sh", "-c", "unset AGENTLET_TOKEN; command -v bash >/dev/null 2>&1 && exec bash -il || exec sh -i"}
 
 // agentGroup is the API group of the Agent kind that owns agent pods.
 const agentGroup = "agentkube.io"

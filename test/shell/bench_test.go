@@ -93,7 +93,7 @@ func openDirectShell(b *testing.B) benchShell {
 	client := kubernetes.NewForConfigOrDie(cluster.manager)
 	u := client.CoreV1().RESTClient().Post().Resource("pods").Namespace(cluster.namespace).Name(cluster.agent).
 		SubResource("exec").VersionedParams(&corev1.PodExecOptions{
-		Container: "runtime", Command: shellexec.DefaultCommand, Stdin: true, Stdout: true, TTY: true,
+		Container: shellexec.DefaultContainer, Command: shellexec.DefaultCommand, Stdin: true, Stdout: true, TTY: true,
 	}, scheme.ParameterCodec).URL()
 	ws, err := remotecommand.NewWebSocketExecutor(cluster.manager, "GET", u.String())
 	if err != nil {

@@ -34,6 +34,7 @@ import (
 	"github.com/exo-in-go/exo/pkg/controllers/ctrlutil"
 	"github.com/exo-in-go/exo/pkg/localnode"
 	"github.com/exo-in-go/exo/pkg/localnode/localnodetest"
+	"github.com/exo-in-go/exo/pkg/shellexec"
 	"github.com/exo-in-go/exo/test/framework"
 )
 
@@ -175,14 +176,13 @@ func createAgentPod(ctx context.Context, namespace, name string) (*corev1.Pod, e
 			NodeName:                      cluster.node.Name(),
 			TerminationGracePeriodSeconds: &grace,
 			Containers: []corev1.Container{
-				{Name: "agentlet", Image: "ghcr.io/exo-in-go/agentkube-agentlet:test"},
 				// Started in HOME (<rootfs>/root on the node), so bash's
 				// prompt is a short "~" as in a container rather than the
 				// node's long pod path: a prompt wider than the terminal
 				// wraps, and readline's redraw after a resize then
 				// overwrites lines in a replay (asciinema-player does not
 				// reflow as xterm.js does).
-				{Name: "runtime", Image: "ghcr.io/exo-in-go/agentkube-runtime-claudecode:test", WorkingDir: "/root"},
+				{Name: shellexec.DefaultContainer, Image: "ghcr.io/exo-in-go/agentkube-runtime-claudecode:test", WorkingDir: "/root"},
 			},
 		},
 	}

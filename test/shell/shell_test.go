@@ -23,6 +23,7 @@ import (
 	"github.com/exo-in-go/exo/pkg/platform/agentkube"
 	"github.com/exo-in-go/exo/pkg/platform/shell"
 	"github.com/exo-in-go/exo/pkg/platform/store"
+	"github.com/exo-in-go/exo/pkg/shellexec"
 	"github.com/exo-in-go/exo/test/poll"
 )
 
@@ -63,7 +64,7 @@ func TestShellEndToEnd(t *testing.T) {
 	tm := openTerm(t, f.p, f.alice, f.dep)
 	sess := tm.waitMsg("session")
 	started := tm.waitMsg("started")
-	if started["pod"] != cluster.agent || started["container"] != "runtime" {
+	if started["pod"] != cluster.agent || started["container"] != shellexec.DefaultContainer {
 		t.Fatalf("started = %v", started)
 	}
 	// The quotes keep the command's echo from matching the output.
@@ -252,7 +253,7 @@ func TestRefusesPodsThatAreNotTheAgents(t *testing.T) {
 	defer cancel()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: cluster.namespace, Name: "not-an-agent"},
-		Spec:       corev1.PodSpec{NodeName: cluster.node.Name(), Containers: []corev1.Container{{Name: "runtime", Image: "example.com/not-an-agent:1"}}},
+		Spec:       corev1.PodSpec{NodeName: cluster.node.Name(), Containers: []corev1.Container{{Name: shellexec.DefaultContainer, Image: "example.com/not-an-agent:1"}}},
 	}
 	if _, err := cluster.Kube.CoreV1().Pods(cluster.namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

@@ -10,24 +10,41 @@ import (
 
 	agentletconfig "github.com/exo-in-go/exo/pkg/agentlet/config"
 	"github.com/exo-in-go/exo/pkg/agentlet/endpoint"
+	"github.com/exo-in-go/exo/pkg/agentlet/entrypoint"
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
 	"github.com/exo-in-go/exo/pkg/controllers/ctrlutil"
 	"github.com/exo-in-go/exo/pkg/runtimes"
 )
 
-// Names inside the Agent pod.
+// Names inside the Agent pod (docs/agentlet.md, "The pod").
 const (
-	// ContainerAgentlet runs the agentlet, which executes runs.
-	ContainerAgentlet = "agentlet"
-	// ContainerRuntime holds the runtime CLI's image.
-	ContainerRuntime = "runtime"
+	// ContainerAgent runs the runtime's image (the CLI's, or the user's for
+	// Custom) with the agentlet as its entrypoint: the agentlet serves its API
+	// and starts the CLI from that image's own filesystem.
+	ContainerAgent = "agent"
+	// InitContainerAgentlet copies the static agentlet from its own image into
+	// the shared volume the agent container starts it from.
+	InitContainerAgentlet = "install-agentlet"
 	// Component is the app.kubernetes.io/component of Agent pods.
 	Component = "agent"
+	// AgentletEntrypoint is where the agent container finds the agentlet.
+	AgentletEntrypoint = agentletBinPath + "/agentlet"
 
-	workspaceVolume = "workspace"
-	workspacePath   = "/workspace"
-	dataVolume      = "agentlet-data"
-	dataPath        = "/var/lib/agentlet"
+	agentletBinVolume = "agentlet-bin"
+	agentletBinPath   = "/agentkube/bin"
+	workspaceVolume   = "workspace"
+	workspacePath     = "/workspace"
+	dataVolume        = "agentlet-data"
+	dataPath          = "/var/lib/agentlet"
+	// The root filesystem is read-only; the CLIs write their configuration
+	// and caches under HOME and scratch files under /tmp.
+	homeVolume = "home"
+	homePath   = "/home/agent"
+	tmpVolume  = "tmp"
+	tmpPath    = "/tmp"
+	// runAsUser is the agent's user whatever the image says (many runtime
+	// images default to root): the nonroot user of distroless images.
+	runAsUser int64 = 65532
 )
 
 // podInputs is everything the pod is built from; its hash decides whether
@@ -50,11 +67,11 @@ func buildPod(in podInputs) *corev1.Pod {
 		labels["agentkube.io/agentgroup"] = group
 	}
 
-	// The agentlet executes the runtime CLI (as a child process on a dev
-	// node, from its own image in a cluster), so the runtime's configuration
-	// and its API key go onto the agentlet container. The agentlet removes
-	// AGENTLET_* from the runtime's environment, so its own token never
-	// reaches the CLI.
+	// The agentlet is the agent container's entrypoint and starts the runtime
+	// CLI as its child, so its configuration and the runtime's share one
+	// environment. The agentlet removes AGENTLET_* from the CLI's environment
+	// and keeps its own unreadable (pkg/agentlet/entrypoint), so its token
+	// never reaches the CLI.
 	agentletEnv := []corev1.EnvVar{
 		{Name: agentletconfig.EnvListenAddress, Value: ":" + strconv.Itoa(agentletconfig.DefaultPort)},
 		{Name: agentletconfig.EnvToken, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
@@ -97,9 +114,10 @@ func buildPod(in podInputs) *corev1.Pod {
 		agentletEnv = append(agentletEnv, corev1.EnvVar{Name: agentletconfig.EnvArgs, Value: agentletconfig.EncodeList(spec.Args)})
 	}
 
-	// Both containers see the same runtime environment: the identity of the
-	// Agent, its token and the user's variables.
+	// The runtime's environment: the identity of the Agent, its model key and
+	// the user's variables, which come last so they win (HOME included).
 	runtimeEnv := []corev1.EnvVar{
+		{Name: "HOME", Value: homePath},
 		{Name: "AGENT_NAME", Value: a.Name},
 		{Name: "AGENT_NAMESPACE", Value: a.Namespace},
 		{Name: "AGENT_RUNTIME", Value: string(spec.Runtime)},
@@ -120,38 +138,58 @@ func buildPod(in podInputs) *corev1.Pod {
 
 	securityContext := &corev1.SecurityContext{
 		AllowPrivilegeEscalation: ptr.To(false),
+		ReadOnlyRootFilesystem:   ptr.To(true),
 		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 	}
-	workspaceMount := corev1.VolumeMount{Name: workspaceVolume, MountPath: workspacePath}
 
 	var probeScheme corev1.URIScheme // the default, HTTP; left unset so plain pods keep their spec hash
-	agentletMounts := []corev1.VolumeMount{workspaceMount, {Name: dataVolume, MountPath: dataPath}}
+	mounts := []corev1.VolumeMount{
+		{Name: workspaceVolume, MountPath: workspacePath},
+		{Name: dataVolume, MountPath: dataPath},
+		{Name: homeVolume, MountPath: homePath},
+		{Name: tmpVolume, MountPath: tmpPath},
+		{Name: agentletBinVolume, MountPath: agentletBinPath, ReadOnly: true},
+	}
+	emptyDir := func(name string) corev1.Volume {
+		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
+	}
 	volumes := []corev1.Volume{
-		{Name: workspaceVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-		{Name: dataVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		emptyDir(agentletBinVolume), emptyDir(workspaceVolume), emptyDir(dataVolume), emptyDir(homeVolume), emptyDir(tmpVolume),
 	}
 	if in.TLSSecret != "" {
 		// The agentlet serves TLS only, with the certificate of the Agent's name;
 		// it reloads the pair when the kubelet refreshes the volume after a renewal.
-		// Only the agentlet container mounts it. The pod spec, which only the
-		// manager may change, is what tells clients to use TLS
-		// (pkg/agentlet/endpoint.ServesTLS).
+		// The pod spec, which only the manager may change, is what tells clients
+		// to use TLS (pkg/agentlet/endpoint.ServesTLS).
 		agentletEnv = append(agentletEnv,
 			corev1.EnvVar{Name: agentletconfig.EnvTLSCertFile, Value: endpoint.TLSMountPath + "/" + corev1.TLSCertKey},
 			corev1.EnvVar{Name: agentletconfig.EnvTLSKeyFile, Value: endpoint.TLSMountPath + "/" + corev1.TLSPrivateKeyKey},
 		)
-		agentletMounts = append(agentletMounts, corev1.VolumeMount{Name: endpoint.TLSVolume, MountPath: endpoint.TLSMountPath, ReadOnly: true})
+		mounts = append(mounts, corev1.VolumeMount{Name: endpoint.TLSVolume, MountPath: endpoint.TLSMountPath, ReadOnly: true})
 		volumes = append(volumes, corev1.Volume{Name: endpoint.TLSVolume, VolumeSource: corev1.VolumeSource{
 			Secret: &corev1.SecretVolumeSource{SecretName: in.TLSSecret},
 		}})
 		probeScheme = corev1.URISchemeHTTPS
 	}
 
-	agentlet := corev1.Container{
-		Name:            ContainerAgentlet,
+	// The installer runs the agentlet image's own entrypoint (the agentlet)
+	// with the install command; it needs nothing but the shared volume.
+	install := corev1.Container{
+		Name:            InitContainerAgentlet,
 		Image:           in.Images.Agentlet(),
 		ImagePullPolicy: corev1.PullIfNotPresent,
-		Env:             append(agentletEnv, runtimeEnv...),
+		Args:            []string{entrypoint.InstallCommand, AgentletEntrypoint},
+		VolumeMounts:    []corev1.VolumeMount{{Name: agentletBinVolume, MountPath: agentletBinPath}},
+		SecurityContext: securityContext,
+	}
+	agent := corev1.Container{
+		Name:            ContainerAgent,
+		Image:           in.RuntimeImage,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		// The image's own entrypoint is replaced; the agentlet starts the CLI
+		// (the adapter's command, or spec.command for Custom) from the image.
+		Command: []string{AgentletEntrypoint},
+		Env:     append(agentletEnv, runtimeEnv...),
 		Ports: []corev1.ContainerPort{{
 			Name: agentletconfig.PortName, ContainerPort: agentletconfig.DefaultPort, Protocol: corev1.ProtocolTCP,
 		}},
@@ -161,21 +199,14 @@ func buildPod(in podInputs) *corev1.Pod {
 			}},
 			PeriodSeconds: 5,
 		},
-		VolumeMounts:    agentletMounts,
-		SecurityContext: securityContext,
-	}
-	runtime := corev1.Container{
-		Name:            ContainerRuntime,
-		Image:           in.RuntimeImage,
-		ImagePullPolicy: corev1.PullIfNotPresent,
-		Env:             runtimeEnv,
-		VolumeMounts:    []corev1.VolumeMount{workspaceMount},
+		VolumeMounts:    mounts,
 		SecurityContext: securityContext,
 	}
 	if spec.Resources != nil {
-		runtime.Resources = *spec.Resources
-		// The agentlet runs the CLI, so it gets the same budget.
-		agentlet.Resources = *spec.Resources
+		agent.Resources = *spec.Resources
+		// The same budget for the installer keeps the pod's QoS class what
+		// the user asked for (init containers count towards it).
+		install.Resources = *spec.Resources
 	}
 
 	return &corev1.Pod{
@@ -185,14 +216,21 @@ func buildPod(in podInputs) *corev1.Pod {
 			Labels:    labels,
 		},
 		Spec: corev1.PodSpec{
-			Containers:    []corev1.Container{agentlet, runtime},
-			RestartPolicy: corev1.RestartPolicyAlways,
+			InitContainers: []corev1.Container{install},
+			Containers:     []corev1.Container{agent},
+			RestartPolicy:  corev1.RestartPolicyAlways,
 			// Above the agentlet's SIGTERM→SIGKILL grace (5s), so a run is
 			// cancelled cleanly when the pod goes.
 			TerminationGracePeriodSeconds: ptr.To[int64](30),
-			// The agentlet reaps the runtime's orphans only when it can see
-			// them; sharing the namespace also lets attach reach the runtime.
-			ShareProcessNamespace: ptr.To(true),
+			// What Pod Security "restricted" asks for, whatever the runtime
+			// image's USER is; fsGroup makes the volumes the agent's.
+			SecurityContext: &corev1.PodSecurityContext{
+				RunAsNonRoot:   ptr.To(true),
+				RunAsUser:      ptr.To(runAsUser),
+				RunAsGroup:     ptr.To(runAsUser),
+				FSGroup:        ptr.To(runAsUser),
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			},
 			// Agents get no cluster credentials unless a Tool grants them.
 			AutomountServiceAccountToken: ptr.To(false),
 			// Service links would add every Service of the namespace to the

@@ -136,15 +136,11 @@ func testLogger(t testing.TB) *slog.Logger {
 // it (registry, tag).
 const AgentletImagePattern = "*agentkube-agentlet*"
 
-// AgentletMapping runs the agentlet binary at path for the agentlet image. The
-// agentlet listens on its pod IP (AGENTLET_LISTEN_ADDRESS), since every pod
-// shares the host's network.
+// AgentletMapping runs the agentlet binary at path for the agentlet image,
+// whose container in an Agent pod only installs the agentlet into the pod's
+// shared volume (`agentlet install DEST`).
 func AgentletMapping(path string) localnode.ImageMapping {
-	return localnode.ImageMapping{
-		Image:  AgentletImagePattern,
-		Binary: path,
-		Env:    map[string]string{"AGENTLET_LISTEN_ADDRESS": "$(" + localnode.EnvPodIP + "):8090"},
-	}
+	return localnode.ImageMapping{Image: AgentletImagePattern, Binary: path}
 }
 
 // StandIn maps images matching pattern to a process that sleeps until stopped
@@ -154,10 +150,19 @@ func StandIn(pattern string) localnode.ImageMapping {
 	return localnode.ImageMapping{Image: pattern, Binary: "/bin/sleep", Args: []string{"infinity"}}
 }
 
+// RuntimeStandIn is StandIn for runtime images, whose container in an Agent
+// pod runs the installed agentlet: it listens on its pod IP
+// (AGENTLET_LISTEN_ADDRESS), since every pod shares the host's network.
+func RuntimeStandIn(pattern string) localnode.ImageMapping {
+	m := StandIn(pattern)
+	m.Env = map[string]string{"AGENTLET_LISTEN_ADDRESS": "$(" + localnode.EnvPodIP + "):8090"}
+	return m
+}
+
 // AgentImages maps the agentlet image to the agentlet binary at path and
-// every other image to StandIn.
+// every other image to RuntimeStandIn.
 func AgentImages(agentletPath string) localnode.ImageMap {
-	return localnode.ImageMap{Images: []localnode.ImageMapping{AgentletMapping(agentletPath), StandIn("*")}}
+	return localnode.ImageMap{Images: []localnode.ImageMapping{AgentletMapping(agentletPath), RuntimeStandIn("*")}}
 }
 
 // ShellImages maps every image to a stand-in so pods whose containers set

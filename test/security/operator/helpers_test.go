@@ -23,6 +23,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/exo-in-go/exo/pkg/platform/platformtest"
+	"github.com/exo-in-go/exo/pkg/shellexec"
 	"github.com/exo-in-go/exo/pkg/shellexec/protocol"
 	"github.com/exo-in-go/exo/pkg/tunnel"
 	"github.com/exo-in-go/exo/test/ports"
@@ -278,7 +279,7 @@ func (o *operator) handle(ctx context.Context, f tunnel.Frame) {
 // serveShell is an echo terminal: it starts, echoes input, and ends when
 // the platform asks (or the stream goes away).
 func (o *operator) serveShell(ctx context.Context, op protocol.Open, sh *fakeShell) {
-	if err := sh.stream.Send(ctx, protocol.TypeShellStarted, op.GrantID, protocol.Started{Pod: op.Agent, Container: "runtime"}); err != nil {
+	if err := sh.stream.Send(ctx, protocol.TypeShellStarted, op.GrantID, protocol.Started{Pod: op.Agent, Container: shellexec.DefaultContainer}); err != nil {
 		return
 	}
 	in := make(chan []byte)
