@@ -1,8 +1,9 @@
 // Command local-up runs the whole system locally from the cached Kubernetes binaries,
-// for `make run`: etcd and kube-apiserver with aggregation, localnode, the platform
-// (exo-app on SQLite, seeded with a tenant, an administrator and a deployment), and
-// agentkube-manager in managed mode with that deployment's token, plus a sample Agent.
-// It prints how to reach everything and stops all of it on Ctrl-C.
+// for `make run`: etcd and kube-apiserver with aggregation, kube-controller-manager and
+// kube-scheduler, localnode, the platform (exo-app on SQLite, seeded with a tenant, an
+// administrator and a deployment), and agentkube-manager in managed mode with that
+// deployment's token, plus a sample Agent. Once that Agent is Ready it prints how to
+// reach everything; it stops all of it on Ctrl-C.
 package main
 
 import (
@@ -17,6 +18,11 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
 	"github.com/exo-in-go/exo/test/framework"
 )
 
@@ -50,7 +56,7 @@ func run() error {
 		return fmt.Errorf("creating %s: %w", *dir, err)
 	}
 	logs := map[string]*os.File{}
-	for _, name := range []string{"control-plane", "exo-app", "agentkube-manager", "localnode"} {
+	for _, name := range []string{"control-plane", "kube-controller-manager", "kube-scheduler", "exo-app", "agentkube-manager", "localnode"} {
 		f, err := os.Create(filepath.Join(*dir, name+".log"))
 		if err != nil {
 			return err
@@ -59,12 +65,18 @@ func run() error {
 		logs[name] = f
 	}
 
-	slog.Info("starting etcd and kube-apiserver (the first run builds them from the Go module proxy)")
+	slog.Info("starting etcd, kube-apiserver, kube-controller-manager and kube-scheduler (the first run builds them from the Go module proxy)")
 	startCtx, cancel := context.WithTimeout(ctx, 45*time.Minute)
-	cluster, err := framework.Start(startCtx, framework.Options{Dir: filepath.Join(*dir, "cluster"), Out: logs["control-plane"]})
+	cluster, err := framework.Start(startCtx, framework.Options{
+		Dir: filepath.Join(*dir, "cluster"),
+		Out: logs["control-plane"],
+		// Garbage collection, namespace deletion, ClusterRole aggregation, ServiceAccounts
+		// and scheduling as in a cluster; localnode only runs what the scheduler binds.
+		Controllers: &framework.Controllers{ControllerManagerOut: logs["kube-controller-manager"], SchedulerOut: logs["kube-scheduler"]},
+	})
 	cancel()
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (logs: %s/{control-plane,kube-controller-manager,kube-scheduler}.log)", err, *dir)
 	}
 	defer func() {
 		slog.Info("stopping the control plane")
@@ -112,6 +124,10 @@ func run() error {
 	if _, _, err := cluster.Kubectl(ctx, "", "apply", "-f", sample); err != nil {
 		return fmt.Errorf("applying the sample Agent: %w", err)
 	}
+	slog.Info("waiting for the sample Agent to be Ready", "agent", sampleNamespace+"/"+sampleAgent)
+	if err := waitForAgentReady(ctx, cluster, sampleNamespace, sampleAgent, mgr, plat.proc); err != nil {
+		return withLog(err, logs["agentkube-manager"])
+	}
 
 	printWelcome(cluster, plat, *bin, *dir)
 
@@ -144,4 +160,38 @@ Try, in another shell:
 Press Ctrl-C to stop everything.
 `, plat.url, adminEmail, adminPassword, cluster.KubeconfigPath, dir,
 		cluster.KubeconfigPath, bin, cluster.BinDir, plat.url, plat.deployID)
+}
+
+// The sample Agent of artifacts/samples/agent-hello.yaml, which the welcome names.
+const sampleNamespace, sampleAgent = "default", "hello"
+
+// waitForAgentReady waits until the manager reports the Agent Ready for its current
+// spec (its pod bound by kube-scheduler, started by localnode and passing its readiness
+// probe), so an invoke right after the welcome runs instead of answering 503. It gives
+// up as soon as one of procs exits.
+func waitForAgentReady(ctx context.Context, cluster *framework.Cluster, ns, name string, procs ...*process) error {
+	last := "not created"
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+		for _, p := range procs {
+			if err := p.exited(); err != nil {
+				return false, err
+			}
+		}
+		agent, err := cluster.Agentkube.AgentkubeV1alpha1().Agents(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		ready := meta.FindStatusCondition(agent.Status.Conditions, agentkubev1alpha1.ConditionReady)
+		if ready == nil || agent.Status.ObservedGeneration != agent.Generation {
+			last = "status not reconciled yet (phase " + agent.Status.Phase + ")"
+			return false, nil
+		}
+		last = fmt.Sprintf("Ready=%s %s: %s", ready.Status, ready.Reason, ready.Message)
+		return ready.Status == metav1.ConditionTrue, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for Agent %s/%s to be Ready (last: %s): %w", ns, name, last, err)
+	}
+	return nil
 }

@@ -1,8 +1,9 @@
 // Package framework runs a real etcd and kube-apiserver (the binaries that
 // hack/build-kube-binaries.sh builds from the Go module proxy) with aggregation and the
-// kubelet client configured, installs the agentkube CRDs, and hands tests and
-// `make run` what they need: admin and RBAC-limited clients and kubeconfigs, the built
-// kubectl, and registration of aggregated API servers that listen on 127.0.0.1.
+// kubelet client configured, installs the agentkube CRDs, optionally runs
+// kube-controller-manager and kube-scheduler, and hands tests and `make run` what they
+// need: admin and RBAC-limited clients and kubeconfigs, the built kubectl, and
+// registration of aggregated API servers that listen on 127.0.0.1.
 package framework
 
 import (
@@ -44,6 +45,10 @@ type Options struct {
 	APIServerFlags map[string][]string
 	// Out receives etcd's and kube-apiserver's output; discarded when nil.
 	Out io.Writer
+	// Controllers, when set, also runs kube-controller-manager and kube-scheduler
+	// (controllers.go). Off by default: most suites own the objects they create and
+	// want no controller collecting, deleting or scheduling them behind their back.
+	Controllers *Controllers
 }
 
 // Cluster is a running control plane.
@@ -62,15 +67,16 @@ type Cluster struct {
 	Aggregator aggregatorclient.Interface
 	// KubeconfigPath is an admin kubeconfig file.
 	KubeconfigPath string
-	// BinDir holds kube-apiserver, etcd and kubectl.
+	// BinDir holds kube-apiserver, etcd, kubectl, kube-controller-manager and kube-scheduler.
 	BinDir string
 	// Dir holds the cluster's files.
 	Dir string
 	// PKI is the certificate material the control plane was started with.
 	PKI *PKI
 
-	env     *envtest.Environment
-	ownsDir bool
+	env        *envtest.Environment
+	components []*component
+	ownsDir    bool
 }
 
 // RepoRoot is the root of this repository, found from this file's location so that it
@@ -86,8 +92,9 @@ var (
 	binErr  error
 )
 
-// BinaryDir returns the folder with kube-apiserver, etcd and kubectl, building them
-// the first time (see hack/build-kube-binaries.sh). KUBEBUILDER_ASSETS wins when set.
+// BinaryDir returns the folder with kube-apiserver, etcd, kubectl,
+// kube-controller-manager and kube-scheduler, building them the first time (see
+// hack/build-kube-binaries.sh). KUBEBUILDER_ASSETS wins when set.
 func BinaryDir() (string, error) {
 	binOnce.Do(func() {
 		if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
@@ -106,7 +113,8 @@ func BinaryDir() (string, error) {
 	return binDir, binErr
 }
 
-// Start starts etcd and kube-apiserver and installs the CRDs.
+// Start starts etcd and kube-apiserver, installs the CRDs and, with
+// Options.Controllers, starts kube-controller-manager and kube-scheduler.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	bins, err := BinaryDir()
 	if err != nil {
@@ -182,6 +190,12 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		_ = c.Stop()
 		return nil, err
 	}
+	if opts.Controllers != nil {
+		if err := c.startControllers(ctx, opts.Controllers); err != nil {
+			_ = c.Stop()
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
@@ -202,8 +216,10 @@ func (c *Cluster) buildClients() error {
 	return nil
 }
 
-// Stop stops kube-apiserver and etcd and removes the cluster's folder if Start made it.
+// Stop stops the controllers (when running), kube-apiserver and etcd, and removes the
+// cluster's folder if Start made it.
 func (c *Cluster) Stop() error {
+	c.stopComponents(15 * time.Second)
 	var err error
 	if c.env != nil {
 		err = c.env.Stop()

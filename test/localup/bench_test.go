@@ -23,8 +23,7 @@ import (
 //
 //	go test ./test/localup -run '^$' -bench InvokeTunnelVersusDirect -benchtime 20x
 func BenchmarkInvokeTunnelVersusDirect(b *testing.B) {
-	u := startLocalUp(b)
-	u.waitForAgent(b)
+	u := startLocalUp(b) // its welcome comes once the agent is Ready
 	d := signIn(b, u)
 	cfg, err := clientcmd.BuildConfigFromFlags("", match(b, u.welcome, `kubeconfig\s+(\S+)`))
 	if err != nil {

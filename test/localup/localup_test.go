@@ -1,6 +1,7 @@
 // Package localup runs `make run` the way a new user does: it starts hack/local-up,
-// waits for the printed welcome, runs the printed commands, and stops it with Ctrl-C
-// (SIGINT), checking that nothing it started is left running.
+// waits for the printed welcome, runs the printed commands, checks that the cluster
+// collects garbage, aggregates ClusterRoles and schedules as a real one does, and stops
+// it with Ctrl-C (SIGINT), checking that nothing it started is left running.
 package localup
 
 import (
@@ -103,39 +104,32 @@ func startLocalUp(tb testing.TB) *localUp {
 	return u
 }
 
-// run runs a printed command with the printed environment.
-func (u *localUp) run(tb testing.TB, name string, args ...string) string {
-	tb.Helper()
+// command runs a command with the printed environment and returns its combined output.
+func (u *localUp) command(name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := exec.CommandContext(ctx, name, args...)
 	c.Env = u.env
 	out, err := c.CombinedOutput()
+	return string(out), err
+}
+
+// run runs a printed command with the printed environment; it must succeed.
+func (u *localUp) run(tb testing.TB, name string, args ...string) string {
+	tb.Helper()
+	out, err := u.command(name, args...)
 	if err != nil {
 		tb.Fatalf("%s %v: %v\n%s", name, args, err, out)
 	}
-	return string(out)
+	return out
 }
 
-// waitForAgent waits until `kubectl agent invoke hello` succeeds: the agent
-// pod starts on localnode and invocations answer 503 until it is ready.
-func (u *localUp) waitForAgent(tb testing.TB) string {
+// invokeHello runs the printed invoke command once: local-up prints its welcome only
+// when the sample Agent is Ready, so there is nothing to wait or retry for (a retry
+// would hide the 503 an Agent that is not Ready answers).
+func (u *localUp) invokeHello(tb testing.TB, extra ...string) string {
 	tb.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		c := exec.CommandContext(ctx, "kubectl", "agent", "invoke", "hello", "--input", "world", "--wait")
-		c.Env = u.env
-		out, err := c.CombinedOutput()
-		cancel()
-		if err == nil {
-			return string(out)
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("kubectl agent invoke: %v\n%s", err, out)
-		}
-		time.Sleep(2 * time.Second)
-	}
+	return u.run(tb, "kubectl", append([]string{"agent", "invoke", "hello", "--input", "world", "--wait"}, extra...)...)
 }
 
 func TestMakeRun(t *testing.T) {
@@ -163,7 +157,7 @@ func TestMakeRun(t *testing.T) {
 	if out := u.run(t, "kubectl", "get", "agents"); !regexp.MustCompile(`(?m)^hello\s`).MatchString(out) {
 		t.Fatalf("kubectl get agents:\n%s", out)
 	}
-	if out := u.waitForAgent(t); !strings.Contains(out, "hello from") || !strings.Contains(out, "world") {
+	if out := u.invokeHello(t); !strings.Contains(out, "hello from") || !strings.Contains(out, "world") {
 		t.Fatalf("kubectl agent invoke printed %q", out)
 	}
 
@@ -179,6 +173,10 @@ func TestMakeRun(t *testing.T) {
 
 	dashboardInBrowser(t, u, d)
 
+	// What kube-controller-manager and kube-scheduler bring, checked last: the garbage
+	// collection check deletes the sample Agent.
+	clusterAsInACluster(t, u)
+
 	// Ctrl-C stops everything.
 	if err := u.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
@@ -192,10 +190,12 @@ func TestMakeRun(t *testing.T) {
 	case <-time.After(2 * time.Minute):
 		t.Fatal("local-up did not stop within 2 minutes of SIGINT")
 	}
-	// A process killed on the way out may still be tearing down for a
-	// moment after local-up exits; one really left behind stays.
-	left := processesUnder(u.state, u.bin)
-	for deadline := time.Now().Add(2 * time.Second); len(left) > 0 && time.Now().Before(deadline); left = processesUnder(u.state, u.bin) {
+	// Every process local-up starts runs a binary from bin or keeps its files under
+	// state (the controllers' kubeconfigs among them). A process killed on the way out
+	// may still be tearing down for a moment after local-up exits; one really left
+	// behind stays.
+	left := framework.ProcessesMentioning(u.state, u.bin)
+	for deadline := time.Now().Add(2 * time.Second); len(left) > 0 && time.Now().Before(deadline); left = framework.ProcessesMentioning(u.state, u.bin) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if len(left) > 0 {
@@ -210,29 +210,4 @@ func match(t testing.TB, text, expr string) string {
 		t.Fatalf("welcome lacks %s:\n%s", expr, text)
 	}
 	return m[1]
-}
-
-// processesUnder lists live processes whose command line mentions one of dirs: every
-// process local-up starts runs a binary from bin or keeps its files under state.
-func processesUnder(dirs ...string) []string {
-	var left []string
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || len(cmdline) == 0 {
-			continue
-		}
-		stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if fields := strings.Fields(string(stat)); len(fields) > 2 && fields[2] == "Z" {
-			continue
-		}
-		line := strings.ReplaceAll(string(cmdline), "\x00", " ")
-		for _, d := range dirs {
-			if strings.Contains(line, d) {
-				left = append(left, e.Name()+": "+line)
-				break
-			}
-		}
-	}
-	return left
 }
