@@ -3,9 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +16,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/exo-in-go/exo/pkg/platform/platformtest"
 	"github.com/exo-in-go/exo/test/framework"
 	"github.com/exo-in-go/exo/test/poll"
 )
@@ -142,40 +141,17 @@ func dialCluster(ctx context.Context, network, address string) (net.Conn, error)
 	return env.node.DialContext(ctx, network, address)
 }
 
-// call sends a JSON request and decodes a JSON answer into out; it returns the status.
+// call sends a JSON request (platformtest.Call) and decodes a successful JSON answer
+// into out; it returns the status and logs an error answer.
 func (p *platform) call(t testing.TB, method, path string, body, out any) int {
 	t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = bytes.NewReader(b)
+	res := platformtest.Call(t, p.client, method, p.url+path, p.token, body)
+	if res.Status >= 300 {
+		t.Logf("%s %s: %d: %s", method, path, res.Status, res.Body)
+	} else if out != nil {
+		res.JSON(t, out)
 	}
-	req, err := http.NewRequest(method, p.url+path, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if p.token != "" {
-		req.Header.Set("Authorization", "Bearer "+p.token)
-	}
-	res, err := p.client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	data, _ := io.ReadAll(res.Body)
-	if out != nil && res.StatusCode < 300 {
-		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("%s %s: decoding %q: %v", method, path, data, err)
-		}
-	}
-	if res.StatusCode >= 300 {
-		t.Logf("%s %s: %s: %s", method, path, res.Status, data)
-	}
-	return res.StatusCode
+	return res.Status
 }
 
 // must is call for requests that have to succeed.
