@@ -24,6 +24,7 @@ func TestLoadPrecedence(t *testing.T) {
 		"AGENTKUBE_SECURE_PORT":    "18082",
 		"AGENTKUBE_MANAGED":        "true",
 		"AGENTKUBE_AUTH_TOKEN":     "t",
+		"AGENTKUBE_BASE_URL":       "https://exo.example.com",
 		"AGENTKUBE_CLUSTER_ID":     "prod",
 	}), []string{"AGENTKUBE_IMAGE_TAG=v9"}, nil)
 	if err != nil {
