@@ -13,7 +13,7 @@ PLATFORMS ?= linux/amd64,linux/arm64
 # gives the same digests (https://reproducible-builds.org/docs/source-date-epoch/).
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
-.PHONY: all build run test test-unit bench verify codegen kube-binaries helm realnode-deps fmt vet help images push
+.PHONY: all build run test test-unit bench verify codegen kube-binaries helm agent-clis realnode-deps fmt vet help images push
 
 all: build
 
@@ -36,6 +36,9 @@ kube-binaries: ## Build kube-apiserver, etcd, kubectl, kube-controller-manager a
 helm: ## Build helm, for the chart tests, into the cache (once)
 	@hack/build-helm.sh >/dev/null
 
+agent-clis: ## Install the pinned coding-agent CLIs (hack/agent-clis.txt) from the npm registry into the cache (once)
+	@hack/install-agent-clis.sh >/dev/null
+
 realnode-deps: ## Build kubelet, kube-proxy and CoreDNS and install containerd, runc, CNI (the real node of test/realnode; once)
 	@hack/build-kube-binaries.sh kubelet kube-proxy coredns >/dev/null
 	@hack/realnode/install-deps.sh
@@ -44,7 +47,7 @@ run: kube-binaries build ## Run the system locally: builds only what it runs (Ct
 	$(GO) build -o $(BIN)/local-up ./hack/local-up
 	@exec $(BIN)/local-up
 
-test: kube-binaries helm realnode-deps ## Run every test: the unit tier with the race detector, then the end-to-end tier (needs PostgreSQL on 127.0.0.1:5432)
+test: kube-binaries helm agent-clis realnode-deps ## Run every test: the unit tier with the race detector, then the end-to-end tier (needs PostgreSQL on 127.0.0.1:5432)
 	@hack/install-chromium.sh >/dev/null
 	@hack/install-nginx.sh
 	$(GO) test -race $(TEST_FLAGS) $$(hack/test-packages.sh unit)
@@ -54,7 +57,7 @@ test: kube-binaries helm realnode-deps ## Run every test: the unit tier with the
 test-unit: ## The fast tier to run constantly: no cluster, race detector, -short (needs PostgreSQL)
 	$(GO) test -race -short $$(hack/test-packages.sh unit)
 
-bench: kube-binaries helm realnode-deps ## Run the benchmarks and print their figures
+bench: kube-binaries helm agent-clis realnode-deps ## Run the benchmarks and print their figures
 	$(GO) test ./cmd/exo-app -run '^$$' -bench ListDeployments -benchtime 5s
 	$(GO) test ./pkg/manager -run '^$$' -bench AgentsToPods -benchtime 1x
 	$(GO) test ./test/webhook -run '^$$' -bench ToolAdmission -benchtime 1x
@@ -65,6 +68,7 @@ bench: kube-binaries helm realnode-deps ## Run the benchmarks and print their fi
 	$(GO) test ./test/shell -run '^$$' -bench KeystrokeEcho -benchtime 200x
 	$(GO) test ./test/shell -run '^$$' -bench BulkOutput -benchtime 20x
 	$(GO) test ./test/security -run '^$$' -bench PasswordResetKnownVsUnknown -benchtime 200x
+	$(GO) test ./test/runtimes -run '^$$' -bench Runtimes -benchtime 10x -timeout 30m
 	$(GO) test ./test/cluster -run '^$$' -bench . -benchtime 10x -timeout 30m
 
 verify: ## Check file sizes, generated code, chart copies, formatting, vet and lint (staticcheck, deadcode, dupl)

@@ -41,9 +41,13 @@ func New(cfg config.Config, log *slog.Logger) (*Agentlet, error) {
 	if err != nil {
 		return nil, err
 	}
+	env, err := attachEnv(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("prepare the runtime's environment: %w", err)
+	}
 	attachHandler, err := attach.NewHandler(attach.Options{
 		Command:           adapter.AttachCommand(cfg.Runtime, cfg.AttachCommand),
-		Env:               attachEnv(),
+		Env:               env,
 		WorkDir:           cfg.WorkDir,
 		RecordingDir:      filepath.Join(cfg.DataDir, "sessions"),
 		RecordInput:       cfg.RecordInput,
@@ -131,14 +135,19 @@ func (a *Agentlet) ListenAndServe(ctx context.Context) error {
 	return a.Serve(ctx, ln)
 }
 
-// attachEnv is the runtime's environment plus TERM, which a PTY session
+// attachEnv is the environment a run's CLI gets (model endpoint, offline
+// settings, HOME with the CLI's configuration files; run.RuntimeEnv), so a CLI
+// opened in a terminal talks to the same model, plus TERM, which a PTY session
 // needs and a pod usually lacks; a TERM set in the pod wins.
-func attachEnv() []string {
-	env := run.ChildEnv(nil)
+func attachEnv(cfg config.Config) ([]string, error) {
+	env, err := run.RuntimeEnv(cfg)
+	if err != nil {
+		return nil, err
+	}
 	for _, kv := range env {
 		if strings.HasPrefix(kv, "TERM=") {
-			return env
+			return env, nil
 		}
 	}
-	return append(env, "TERM=xterm-256color")
+	return append(env, "TERM=xterm-256color"), nil
 }

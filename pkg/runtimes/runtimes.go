@@ -76,6 +76,7 @@ var Matrix = map[agentkubev1alpha1.Runtime]Runtime{
 	agentkubev1alpha1.RuntimeClaudeCode: {agentkubev1alpha1.RuntimeClaudeCode, Component{"CLAUDECODE", "claudecode"}, "ANTHROPIC_API_KEY"},
 	agentkubev1alpha1.RuntimeCodex:      {agentkubev1alpha1.RuntimeCodex, Component{"CODEX", "codex"}, "OPENAI_API_KEY"},
 	agentkubev1alpha1.RuntimeOpenCode:   {agentkubev1alpha1.RuntimeOpenCode, Component{"OPENCODE", "opencode"}, "OPENCODE_API_KEY"},
+	agentkubev1alpha1.RuntimeGemini:     {agentkubev1alpha1.RuntimeGemini, Component{"GEMINI", "gemini"}, "GEMINI_API_KEY"},
 	agentkubev1alpha1.RuntimeAider:      {agentkubev1alpha1.RuntimeAider, Component{"AIDER", "aider"}, "OPENAI_API_KEY"},
 	agentkubev1alpha1.RuntimeCline:      {agentkubev1alpha1.RuntimeCline, Component{"CLINE", "cline"}, "ANTHROPIC_API_KEY"},
 	agentkubev1alpha1.RuntimeGoose:      {agentkubev1alpha1.RuntimeGoose, Component{"GOOSE", "goose"}, "OPENAI_API_KEY"},

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/exo-in-go/exo/pkg/agentlet/adapter"
+	"github.com/exo-in-go/exo/pkg/agentlet/config"
 	agentkubev1alpha1 "github.com/exo-in-go/exo/pkg/apis/agentkube/v1alpha1"
 )
 
@@ -43,19 +45,24 @@ func TestRuntimeResolutionOrder(t *testing.T) {
 	}
 }
 
+// TestEveryRuntimeInMatrix: every runtime the agentlet knows has a row, and the
+// manager puts an Agent's key into the variable the agentlet's adapter reads
+// it from (the two tables must never disagree).
 func TestEveryRuntimeInMatrix(t *testing.T) {
-	want := map[agentkubev1alpha1.Runtime]string{
-		"ClaudeCode": "ANTHROPIC_API_KEY", "Codex": "OPENAI_API_KEY", "OpenCode": "OPENCODE_API_KEY",
-		"Aider": "OPENAI_API_KEY", "Cline": "ANTHROPIC_API_KEY", "Goose": "OPENAI_API_KEY",
-		"Cursor": "CURSOR_API_KEY", "Custom": "AGENT_TOKEN",
-	}
-	for r, env := range want {
-		if got := TokenEnv(r); got != env {
-			t.Errorf("TokenEnv(%s) = %s, want %s", r, got, env)
-		}
-		if _, ok := Lookup(r); !ok {
+	for _, r := range config.Runtimes {
+		rt := agentkubev1alpha1.Runtime(r)
+		if _, ok := Lookup(rt); !ok {
 			t.Errorf("%s missing from the matrix", r)
 		}
+		if got, want := TokenEnv(rt), adapter.TokenEnv(r); got != want {
+			t.Errorf("TokenEnv(%s) = %s, the adapter reads %s", r, got, want)
+		}
+	}
+	if len(Matrix) != len(config.Runtimes) {
+		t.Errorf("the matrix has %d runtimes, the agentlet knows %d", len(Matrix), len(config.Runtimes))
+	}
+	if got := TokenEnv(agentkubev1alpha1.RuntimeGemini); got != "GEMINI_API_KEY" {
+		t.Errorf("TokenEnv(Gemini) = %s", got)
 	}
 }
 

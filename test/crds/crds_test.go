@@ -186,6 +186,11 @@ func TestInvalidSpecsRefused(t *testing.T) {
 			want:     []string{"spec.goal", "exactly one of goal.inline and goal.configMapKeyRef"},
 		},
 		{
+			name:     "model base URL that is not http(s)",
+			manifest: agentYAML(ns, "runtime: Gemini\n  model: {name: m, baseURL: 'llm-gateway:8080'}"),
+			want:     []string{"spec.model.baseURL", "baseURL must be an http or https URL without query or fragment"},
+		},
+		{
 			name:     "tool of unknown type",
 			manifest: toolYAML(ns, "type: teleport"),
 			want:     []string{"spec.type", `Unsupported value: "teleport"`},
@@ -221,6 +226,7 @@ func TestInvalidSpecsRefused(t *testing.T) {
 		agentYAML(ns, "runtime: Codex\n  schedule: '*/15 * * * *'"),
 		agentYAML(ns, "runtime: Codex\n  schedule: '@every 90m'"),
 		agentYAML(ns, "runtime: Codex\n  schedule: '0 9 * * MON-FRI'"),
+		agentYAML(ns, "runtime: Gemini\n  model: {name: m, baseURL: 'http://llm-gateway.ai.svc:8080'}"),
 		toolYAML(ns, "type: ssh\n  idleTimeout: 1h30m"),
 	} {
 		if _, _, err := cluster.KubectlWithInput(ctx, "", strings.NewReader(manifest), "create", "-f", "-"); err != nil {

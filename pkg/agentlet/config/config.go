@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -29,6 +30,7 @@ const (
 	EnvGoal               = "AGENTLET_GOAL"                 // the Agent's standing goal
 	EnvModel              = "AGENTLET_MODEL"                // model name, e.g. "claude-sonnet-4-5"
 	EnvModelProvider      = "AGENTLET_MODEL_PROVIDER"       // model provider, e.g. "anthropic"
+	EnvModelBaseURL       = "AGENTLET_MODEL_BASE_URL"       // root URL of the model API, e.g. "http://llm-gateway:8080"
 	EnvTools              = "AGENTLET_TOOLS"                // JSON array of tool names
 	EnvCommand            = "AGENTLET_COMMAND"              // JSON array: Custom runtime's command and leading args
 	EnvArgs               = "AGENTLET_ARGS"                 // JSON array: extra args appended for every run
@@ -68,6 +70,7 @@ const (
 	RuntimeOpenCode   Runtime = "OpenCode"
 	RuntimeAider      Runtime = "Aider"
 	RuntimeCline      Runtime = "Cline"
+	RuntimeGemini     Runtime = "Gemini"
 	RuntimeGoose      Runtime = "Goose"
 	RuntimeCursor     Runtime = "Cursor"
 	RuntimeCustom     Runtime = "Custom"
@@ -75,7 +78,7 @@ const (
 
 // Runtimes lists every supported runtime.
 var Runtimes = []Runtime{
-	RuntimeClaudeCode, RuntimeCodex, RuntimeOpenCode, RuntimeAider,
+	RuntimeClaudeCode, RuntimeCodex, RuntimeOpenCode, RuntimeGemini, RuntimeAider,
 	RuntimeCline, RuntimeGoose, RuntimeCursor, RuntimeCustom,
 }
 
@@ -90,6 +93,7 @@ type Config struct {
 	Goal          string
 	Model         string
 	ModelProvider string
+	ModelBaseURL  string
 	Tools         []string
 	Command       []string
 	Args          []string
@@ -142,10 +146,11 @@ func NewSettings(c *Config) (s *options.Set, tokenFile *string) {
 	tokenFile = fs.String("token-file", "", "file holding the token (a mounted Secret); wins over --token")
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "serve HTTPS (TLS 1.3 only) with this certificate, reloaded when it changes; with --tls-key-file")
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "key of --tls-cert-file")
-	fs.StringVar((*string)(&c.Runtime), "runtime", string(c.Runtime), "agent runtime: ClaudeCode, Codex, OpenCode, Aider, Cline, Goose, Cursor or Custom")
+	fs.StringVar((*string)(&c.Runtime), "runtime", string(c.Runtime), "agent runtime: ClaudeCode, Codex, OpenCode, Gemini, Aider, Cline, Goose, Cursor or Custom")
 	fs.StringVar(&c.Goal, "goal", c.Goal, "the Agent's goal, combined with each run's input")
 	fs.StringVar(&c.Model, "model", c.Model, "model name, for runtimes that take one")
 	fs.StringVar(&c.ModelProvider, "model-provider", c.ModelProvider, "model provider, for runtimes that take one")
+	fs.StringVar(&c.ModelBaseURL, "model-base-url", c.ModelBaseURL, "root URL of the model API (http or https); each runtime is pointed at it the way it takes one")
 	fs.Var((*jsonList)(&c.Tools), "tools", "JSON array of tool names")
 	fs.Var((*jsonList)(&c.Command), "command", "JSON array: the Custom runtime's command (required for Custom)")
 	fs.Var((*jsonList)(&c.Args), "args", "JSON array appended to the Custom command for every run")
@@ -211,6 +216,9 @@ func (c Config) Validate() error {
 	if c.Runtime == RuntimeCustom && len(c.Command) == 0 {
 		errs = append(errs, fmt.Errorf("%s: the Custom runtime needs a command", EnvCommand))
 	}
+	if err := validBaseURL(c.ModelBaseURL); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", EnvModelBaseURL, err))
+	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, fmt.Errorf("%s and %s must be set together", EnvTLSCertFile, EnvTLSKeyFile))
 	}
@@ -235,6 +243,22 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s must not be negative", EnvKillGracePeriod))
 	}
 	return errors.Join(errs...)
+}
+
+// validBaseURL accepts an empty value or an absolute http(s) URL without
+// query or fragment, which the runtimes append their API paths to.
+func validBaseURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q is not an http or https URL without query or fragment", s)
+	}
+	return nil
 }
 
 // Known reports whether r is one of Runtimes.

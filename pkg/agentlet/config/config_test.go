@@ -75,3 +75,24 @@ func TestValidateRequiresTokenAndCommand(t *testing.T) {
 		t.Errorf("got %v, want unknown runtime", err)
 	}
 }
+
+func TestModelBaseURL(t *testing.T) {
+	cfg, err := FromEnv(lookup(map[string]string{
+		EnvToken: "t", EnvRuntime: "Gemini", EnvModel: "gemini-x", EnvModelBaseURL: "http://llm-gateway.ai.svc:8080",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Runtime != RuntimeGemini || cfg.ModelBaseURL != "http://llm-gateway.ai.svc:8080" {
+		t.Errorf("runtime %q, base URL %q", cfg.Runtime, cfg.ModelBaseURL)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("valid config rejected: %v", err)
+	}
+	for _, bad := range []string{"llm-gateway:8080", "ftp://host/", "http://", "https://host/v1?key=secret", "http://host/#x"} {
+		cfg.ModelBaseURL = bad
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), EnvModelBaseURL) {
+			t.Errorf("base URL %q: got %v, want an error naming %s", bad, err, EnvModelBaseURL)
+		}
+	}
+}

@@ -147,20 +147,13 @@ func (m *Manager) prepare(id string, req api.RunRequest, timeout time.Duration) 
 	if err := os.MkdirAll(filepath.Join(dir, "output"), 0o700); err != nil {
 		return nil, fmt.Errorf("create run directory: %w", err)
 	}
-	spec := adapter.Spec{
-		RunID:         id,
-		Runtime:       m.cfg.Runtime,
-		Goal:          m.cfg.Goal,
-		Input:         req.Input,
-		Model:         m.cfg.Model,
-		ModelProvider: m.cfg.ModelProvider,
-		Tools:         m.cfg.Tools,
-		Command:       m.cfg.Command,
-		BaseArgs:      m.cfg.Args,
-		Args:          req.Args,
-		InputFile:     filepath.Join(dir, "input"),
-		PromptFile:    filepath.Join(dir, "prompt"),
+	home, ownHome, err := runtimeHome(m.cfg.DataDir)
+	if err != nil {
+		return nil, err
 	}
+	spec := runtimeSpec(m.cfg, home)
+	spec.RunID, spec.Input, spec.Args = id, req.Input, req.Args
+	spec.InputFile, spec.PromptFile = filepath.Join(dir, "input"), filepath.Join(dir, "prompt")
 	inv, err := adapter.Build(spec)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -175,6 +168,10 @@ func (m *Manager) prepare(id string, req api.RunRequest, timeout time.Duration) 
 			return nil, fmt.Errorf("write run file: %w", err)
 		}
 	}
+	env, err := setUp(inv, home, ownHome)
+	if err != nil {
+		return nil, fmt.Errorf("prepare the runtime's configuration: %w", err)
+	}
 	output, err := outputlog.New(filepath.Join(dir, "output"), m.cfg.MaxOutputBytes, api.OutputTailBytes)
 	if err != nil {
 		return nil, err
@@ -184,7 +181,7 @@ func (m *Manager) prepare(id string, req api.RunRequest, timeout time.Duration) 
 		dir:           dir,
 		runtime:       string(m.cfg.Runtime),
 		argv:          inv.Argv,
-		env:           ChildEnv(inv.Env),
+		env:           env,
 		workDir:       m.cfg.WorkDir,
 		timeout:       timeout,
 		maxRecording:  m.cfg.MaxRecordingBytes,

@@ -94,12 +94,7 @@ func buildPod(in podInputs) *corev1.Pod {
 			agentletEnv = append(agentletEnv, corev1.EnvVar{Name: agentletconfig.EnvGoal, Value: g.Inline})
 		}
 	}
-	if m := spec.Model; m != nil {
-		agentletEnv = append(agentletEnv, corev1.EnvVar{Name: agentletconfig.EnvModel, Value: m.Name})
-		if m.Provider != "" {
-			agentletEnv = append(agentletEnv, corev1.EnvVar{Name: agentletconfig.EnvModelProvider, Value: m.Provider})
-		}
-	}
+	agentletEnv = append(agentletEnv, modelEnv(spec)...)
 	if len(spec.Tools) > 0 {
 		names := make([]string, 0, len(spec.Tools))
 		for _, t := range spec.Tools {

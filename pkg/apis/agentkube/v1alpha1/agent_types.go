@@ -6,7 +6,7 @@ import (
 )
 
 // Runtime names the coding-agent CLI that an Agent's pod runs.
-// +kubebuilder:validation:Enum=ClaudeCode;Codex;OpenCode;Aider;Cline;Goose;Cursor;Custom
+// +kubebuilder:validation:Enum=ClaudeCode;Codex;OpenCode;Gemini;Aider;Cline;Goose;Cursor;Custom
 type Runtime string
 
 // The runtimes of the runtime image matrix.
@@ -14,6 +14,7 @@ const (
 	RuntimeClaudeCode Runtime = "ClaudeCode"
 	RuntimeCodex      Runtime = "Codex"
 	RuntimeOpenCode   Runtime = "OpenCode"
+	RuntimeGemini     Runtime = "Gemini"
 	RuntimeAider      Runtime = "Aider"
 	RuntimeCline      Runtime = "Cline"
 	RuntimeGoose      Runtime = "Goose"
@@ -64,6 +65,17 @@ type ModelSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
 	Provider string `json:"provider,omitempty"`
+	// baseURL is where the model API is, when it is not the provider's own: an LLM gateway,
+	// a self-hosted model server, a proxy. It is the root URL the runtime's API paths go
+	// under (a trailing /v1 is accepted), for example http://llm-gateway.ai.svc:8080; the
+	// runtime must speak that server's API: ClaudeCode Anthropic Messages, Codex OpenAI
+	// Responses, OpenCode and Cline OpenAI Chat Completions, Gemini the Gemini API. The agent
+	// pod gets it in its runtime's own variables and configuration files. (A reference to an
+	// LLMGateway will sit beside it, exclusive with it.)
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('http://') || self.startsWith('https://')) && !self.contains('?') && !self.contains('#')",message="baseURL must be an http or https URL without query or fragment"
+	BaseURL string `json:"baseURL,omitempty"`
 }
 
 // AgentToken points at the runtime's API key.
@@ -76,7 +88,7 @@ type AgentToken struct {
 // AgentSpec is the desired state of an Agent.
 // +kubebuilder:validation:XValidation:rule="self.runtime != 'Custom' || (has(self.image) && size(self.image) > 0)",message="image is required when runtime is Custom",fieldPath=".image"
 type AgentSpec struct {
-	// runtime is the coding-agent CLI the Agent runs: ClaudeCode, Codex, OpenCode,
+	// runtime is the coding-agent CLI the Agent runs: ClaudeCode, Codex, OpenCode, Gemini,
 	// Aider, Cline, Goose, Cursor, or Custom (bring your own image and command).
 	Runtime Runtime `json:"runtime"`
 	// mode is supervised (the agent picks its own steps) or system (a deterministic

@@ -28,7 +28,7 @@ import (
 //
 // AgentSpec is the desired state of an Agent.
 type AgentSpecApplyConfiguration struct {
-	// runtime is the coding-agent CLI the Agent runs: ClaudeCode, Codex, OpenCode,
+	// runtime is the coding-agent CLI the Agent runs: ClaudeCode, Codex, OpenCode, Gemini,
 	// Aider, Cline, Goose, Cursor, or Custom (bring your own image and command).
 	Runtime *agentkubev1alpha1.Runtime `json:"runtime,omitempty"`
 	// mode is supervised (the agent picks its own steps) or system (a deterministic

@@ -28,6 +28,14 @@ type ModelSpecApplyConfiguration struct {
 	// provider of the model, for example anthropic or openai. When empty the tenant's
 	// default provider for the model family is used.
 	Provider *string `json:"provider,omitempty"`
+	// baseURL is where the model API is, when it is not the provider's own: an LLM gateway,
+	// a self-hosted model server, a proxy. It is the root URL the runtime's API paths go
+	// under (a trailing /v1 is accepted), for example http://llm-gateway.ai.svc:8080; the
+	// runtime must speak that server's API: ClaudeCode Anthropic Messages, Codex OpenAI
+	// Responses, OpenCode and Cline OpenAI Chat Completions, Gemini the Gemini API. The agent
+	// pod gets it in its runtime's own variables and configuration files. (A reference to an
+	// LLMGateway will sit beside it, exclusive with it.)
+	BaseURL *string `json:"baseURL,omitempty"`
 }
 
 // ModelSpecApplyConfiguration constructs a declarative configuration of the ModelSpec type for use with
@@ -49,5 +57,13 @@ func (b *ModelSpecApplyConfiguration) WithName(value string) *ModelSpecApplyConf
 // If called multiple times, the Provider field is set to the value of the last call.
 func (b *ModelSpecApplyConfiguration) WithProvider(value string) *ModelSpecApplyConfiguration {
 	b.Provider = &value
+	return b
+}
+
+// WithBaseURL sets the BaseURL field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the BaseURL field is set to the value of the last call.
+func (b *ModelSpecApplyConfiguration) WithBaseURL(value string) *ModelSpecApplyConfiguration {
+	b.BaseURL = &value
 	return b
 }
