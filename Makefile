@@ -47,6 +47,11 @@ run: kube-binaries build ## Run the system locally: builds only what it runs (Ct
 	$(GO) build -o $(BIN)/local-up ./hack/local-up
 	@exec $(BIN)/local-up
 
+.PHONY: run-cluster
+run-cluster: kube-binaries realnode-deps helm ## Run the system on a real node (test/realnode) installed with the charts; needs root (Ctrl-C stops everything)
+	$(GO) build -o $(BIN)/run-cluster ./hack/run-cluster
+	@exec $(BIN)/run-cluster
+
 test: kube-binaries helm agent-clis realnode-deps ## Run every test: the unit tier with the race detector, then the end-to-end tier (needs PostgreSQL on 127.0.0.1:5432)
 	@hack/install-chromium.sh >/dev/null
 	@hack/install-nginx.sh
