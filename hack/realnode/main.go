@@ -1,6 +1,7 @@
 // Command realnode runs the real single-node Kubernetes cluster of test/realnode by hand
-// (and for make run-cluster): kubelet, containerd, kube-proxy and CoreDNS in a network
-// namespace, state and logs in a folder. It needs root and `make realnode-deps`.
+// (hack/run-cluster installs the whole product on the same node): kubelet, containerd,
+// kube-proxy and CoreDNS in a network namespace, state and logs in a folder. It needs
+// root and `make realnode-deps`.
 //
 //	go run ./hack/realnode up /tmp/rn [ARCHIVE...]   start, print how to use it, stop on Ctrl-C
 //	go run ./hack/realnode import /tmp/rn ARCHIVE...  import images into the running cluster
